@@ -1,0 +1,52 @@
+# Warden: `make help` lists the targets.
+PYTHON ?= python3.11
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.DEFAULT_GOAL := help
+.PHONY: help install run test unit integration lint bench bench-quick up down clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; Warden needs Python 3.11" >&2; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	@touch $(STAMP)
+
+install: $(STAMP) ## create the virtualenv and install Warden with its test tools
+
+run: $(STAMP) ## start broker, Redis, worker and simulator; show the live enforcement feed (Ctrl-C stops all)
+	$(BIN)/warden run
+
+test: $(STAMP) ## run the whole suite: unit, then integration against an embedded Tansu broker
+	$(BIN)/python -m pytest tests -q
+
+unit: $(STAMP) ## only the unit tests (no broker)
+	$(BIN)/python -m pytest tests/unit -q
+
+integration: $(STAMP) ## only the broker-backed tests
+	$(BIN)/python -m pytest tests/integration tests/acceptance -q
+
+lint: $(STAMP) ## ruff and mypy
+	$(BIN)/pip install --quiet ruff mypy
+	$(BIN)/ruff check streams schemas agents tables rules tests
+	$(BIN)/mypy streams schemas agents tables rules
+
+bench: $(STAMP) ## the full performance benchmark
+	$(BIN)/warden bench
+
+bench-quick: $(STAMP) ## a quick benchmark run for development (< 2 min)
+	$(BIN)/warden bench --quick
+
+up: $(STAMP) ## start the embedded stack in the background
+	$(BIN)/warden up --detach
+
+down: $(STAMP) ## stop what `make up` started
+	$(BIN)/warden down
+
+clean: ## remove the virtualenv and local state
+	rm -rf $(VENV) .warden

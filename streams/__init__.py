@@ -1,0 +1,1 @@
+"""The stream-processing shell: settings, topic registry, the Faust app, Prometheus, the CLI."""

@@ -1,0 +1,176 @@
+"""The one settings object, read from the environment once (CONTRACT §1)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Callable, Mapping
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+
+class ConfigError(ValueError):
+    """A bad configuration value; the message names the environment variable."""
+
+
+def _port(raw: str, var: str) -> int:
+    try:
+        port = int(raw)
+    except ValueError:
+        raise ConfigError(f"{var}={raw!r} is not a port number") from None
+    if not 1 <= port <= 65535:
+        raise ConfigError(f"{var}={raw!r} is outside 1..65535")
+    return port
+
+
+def _positive_int(raw: str, var: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{var}={raw!r} is not an integer") from None
+    if value < 1:
+        raise ConfigError(f"{var}={raw!r} must be at least 1")
+    return value
+
+
+def _positive_float(raw: str, var: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{var}={raw!r} is not a number") from None
+    if not value > 0:
+        raise ConfigError(f"{var}={raw!r} must be positive")
+    return value
+
+
+def _choice(*options: str) -> Callable[[str, str], str]:
+    def parse(raw: str, var: str) -> str:
+        value = raw.strip().lower()
+        if value not in options:
+            raise ConfigError(f"{var}={raw!r} must be one of {', '.join(options)}")
+        return value
+
+    return parse
+
+
+def _timezone(raw: str, var: str) -> str:
+    try:
+        ZoneInfo(raw)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(f"{var}={raw!r} is not a known IANA time zone") from None
+    return raw
+
+
+def _servers(raw: str, var: str) -> str:
+    servers = [s.strip() for s in raw.split(",") if s.strip()]
+    if not servers:
+        raise ConfigError(f"{var} is empty")
+    for server in servers:
+        host, sep, port = server.rpartition(":")
+        if not sep or not host:
+            raise ConfigError(f"{var}: {server!r} is not host:port")
+        _port(port, var)
+    return ",".join(servers)
+
+
+def _url(*schemes: str) -> Callable[[str, str], str]:
+    def parse(raw: str, var: str) -> str:
+        if not any(raw.startswith(f"{s}://") for s in schemes):
+            raise ConfigError(f"{var}={raw!r} must start with {' or '.join(s + '://' for s in schemes)}")
+        return raw
+
+    return parse
+
+
+def _text(raw: str, var: str) -> str:
+    return raw
+
+
+def _prefix(raw: str, var: str) -> str:
+    allowed = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
+    if not set(raw) <= allowed:
+        raise ConfigError(f"{var}={raw!r} may hold only letters, digits, '.', '_' and '-'")
+    return raw
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Warden's configuration. Each field names its environment variable and default."""
+
+    kafka_bootstrap_servers: str = "127.0.0.1:9092"
+    """KAFKA_BOOTSTRAP_SERVERS: comma-separated host:port list of the Kafka brokers."""
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    """REDIS_URL: the Redis holding the sellers' metrics and actions views."""
+    schema_registry_url: str | None = None
+    """SCHEMA_REGISTRY_URL: when set, output uses Confluent framing and input may use it."""
+    web_port: int = 6066
+    """WARDEN_WEB_PORT: the worker's HTTP port (/healthz, /metrics, /api)."""
+    policy_path: str = "rules/policy.yaml"
+    """WARDEN_POLICY: the enforcement policy file."""
+    clock: str = "wall"
+    """WARDEN_CLOCK: `wall` (live) or `event` (stream time per partition, for replays)."""
+    timezone: str = "UTC"
+    """WARDEN_TIMEZONE: the zone of business days and calendar months."""
+    topic_prefix: str = ""
+    """WARDEN_TOPIC_PREFIX: put before every topic name (and the consumer group)."""
+    partitions: int = 4
+    """WARDEN_PARTITIONS: partitions of the topics Warden creates (inputs must match)."""
+    app_id: str = "warden"
+    """WARDEN_APP_ID: the Faust app id (consumer group and changelog names)."""
+    data_dir: str = ".warden/data"
+    """WARDEN_DATA_DIR: where the worker keeps local state (rocksdb tables)."""
+    store: str = "memory"
+    """WARDEN_STORE: `memory` or `rocksdb` (keeps its changelog offset across restarts)."""
+    max_future_skew_s: float = 86_400.0
+    """WARDEN_MAX_FUTURE_SKEW: seconds an event time may lie ahead of the wall clock."""
+    tick_interval_s: float = 1.0
+    """WARDEN_TICK_INTERVAL: seconds between deadline sweeps under the wall clock."""
+    log_level: str = "warning"
+    """WARDEN_LOG_LEVEL: the worker's log level."""
+
+    @property
+    def web_url(self) -> str:
+        return f"http://127.0.0.1:{self.web_port}"
+
+    def topic(self, name: str) -> str:
+        return f"{self.topic_prefix}{name}"
+
+
+# environment variable -> (field, parser)
+ENVIRONMENT: Mapping[str, tuple[str, Callable[[str, str], object]]] = {
+    "KAFKA_BOOTSTRAP_SERVERS": ("kafka_bootstrap_servers", _servers),
+    "REDIS_URL": ("redis_url", _url("redis", "rediss", "unix")),
+    "SCHEMA_REGISTRY_URL": ("schema_registry_url", _url("http", "https")),
+    "WARDEN_WEB_PORT": ("web_port", _port),
+    "WARDEN_POLICY": ("policy_path", _text),
+    "WARDEN_CLOCK": ("clock", _choice("wall", "event")),
+    "WARDEN_TIMEZONE": ("timezone", _timezone),
+    "WARDEN_TOPIC_PREFIX": ("topic_prefix", _prefix),
+    "WARDEN_PARTITIONS": ("partitions", _positive_int),
+    "WARDEN_APP_ID": ("app_id", _prefix),
+    "WARDEN_DATA_DIR": ("data_dir", _text),
+    "WARDEN_STORE": ("store", _choice("memory", "rocksdb")),
+    "WARDEN_MAX_FUTURE_SKEW": ("max_future_skew_s", _positive_float),
+    "WARDEN_TICK_INTERVAL": ("tick_interval_s", _positive_float),
+    "WARDEN_LOG_LEVEL": ("log_level", _choice("debug", "info", "warning", "error", "critical")),
+}
+assert {f for f, _ in ENVIRONMENT.values()} == {f.name for f in fields(Settings)}
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Read the settings from `environ` (default: the process environment); raise ConfigError."""
+    env = os.environ if environ is None else environ
+    values: dict[str, object] = {}
+    for var, (field, parse) in ENVIRONMENT.items():
+        raw = env.get(var)
+        if raw is None or (raw == "" and field != "topic_prefix"):
+            continue
+        values[field] = parse(raw, var)
+    settings = Settings(**values)  # type: ignore[arg-type]
+    if settings.store == "rocksdb":
+        try:
+            import rocksdict  # noqa: F401
+        except ImportError:
+            raise ConfigError("WARDEN_STORE=rocksdb needs the rocksdict package") from None
+    Path(settings.data_dir)  # a path is always valid here; created by the worker
+    return settings

@@ -1,0 +1,57 @@
+"""Every topic name of CONTRACT §2, in one place; the Faust topic objects are in streams.app."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# input topic -> the record it carries
+INPUT_TOPICS: dict[str, str] = {
+    "marketplace.orders": "OrderPlaced",
+    "marketplace.shipment-scans": "ShipmentScan",
+    "marketplace.cancellations": "OrderCancelled",
+    "marketplace.refunds": "RefundIssued",
+    "marketplace.ratings": "RatingSubmitted",
+    "trust-safety.review-decisions": "ReviewDecision",
+    "trust-safety.appeals": "AppealFiled",
+}
+RECORD_TOPIC: dict[str, str] = {record: topic for topic, record in INPUT_TOPICS.items()}
+
+ENFORCEMENTS = "trust-safety.enforcements"
+NOTIFICATIONS = "trust-safety.notifications"
+SELLER_METRICS = "trust-safety.seller-metrics"
+DEAD_LETTER = "trust-safety.dead-letter"
+OUTPUT_TOPICS: dict[str, str | None] = {
+    ENFORCEMENTS: "EnforcementAction",
+    NOTIFICATIONS: "Notification",
+    SELLER_METRICS: "SellerMetrics",
+    DEAD_LETTER: None,
+}
+COMPACTED = frozenset({SELLER_METRICS})
+
+# Internal: records whose key or partition did not match their seller, re-keyed by seller;
+# and the wall-clock ticks that drive deadline sweeps inside each partition's stream.
+REKEYED = "warden.rekeyed"
+TICKS = "warden.ticks"
+
+# Dead-letter headers (CONTRACT §2).
+H_ERROR = "warden.error"
+H_TOPIC = "warden.source.topic"
+H_PARTITION = "warden.source.partition"
+H_OFFSET = "warden.source.offset"
+
+
+@dataclass(frozen=True)
+class TopicNames:
+    """The concrete topic names for one topic prefix."""
+
+    prefix: str = ""
+
+    def __call__(self, name: str) -> str:
+        return f"{self.prefix}{name}"
+
+    def inputs(self) -> dict[str, str]:
+        """Prefixed input topic -> record name."""
+        return {self(t): r for t, r in INPUT_TOPICS.items()}
+
+    def all(self) -> list[str]:
+        return [self(t) for t in (*INPUT_TOPICS, *OUTPUT_TOPICS, REKEYED, TICKS)]

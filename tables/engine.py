@@ -1,0 +1,350 @@
+"""The decision core: a single-threaded state machine over plain mappings.
+
+`process(partition, record_name, record) -> effects` and `tick(partition, now) -> effects`.
+It holds no Faust: the live worker hands it Faust tables (their writes go to changelogs),
+tests, backtests and the benchmark hand it dicts. One core, several drivers.
+
+Per event it reads and writes one order (k for a scan of k orders), one seller, and, only
+when a defect appears or disappears, one distinct-buyer counter and one evidence list.
+"""
+
+from __future__ import annotations
+
+import heapq
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import lru_cache
+from typing import Any, Callable, MutableMapping
+from zoneinfo import ZoneInfo
+
+from rules.calendar import ShipByCalendar
+from rules.effects import Effect, PublishMetrics
+from rules.metrics import ALL_NUM_BITS, METRICS, NUM_BITS
+from rules.policy import Policy
+from rules.standing import seller_metrics_record
+from rules.windows import contribution, next_change
+from schemas.validation import EVENT_TIME
+from tables.orders import OrderState, order_key
+from tables.sellers import SellerState
+
+MAX_EVIDENCE = 50
+_ORDER, _SELLER = 0, 1
+_SLOT_MS = 15 * 60 * 1000
+SEP = "\x1f"
+
+
+@dataclass
+class Stores:
+    """The state the core reads and writes; any MutableMapping (dict, Faust table) will do."""
+
+    orders: MutableMapping[str, OrderState] = field(default_factory=dict)
+    sellers: MutableMapping[str, SellerState] = field(default_factory=dict)
+    defect_buyers: MutableMapping[str, int] = field(default_factory=dict)
+    evidence: MutableMapping[str, list[str]] = field(default_factory=dict)
+    clocks: MutableMapping[str, int] = field(default_factory=dict)
+
+
+def _single_partition(seller_id: str) -> int:
+    return 0
+
+
+class Engine:
+    """Keeps every seller's sliding figures and publishes them when they change."""
+
+    def __init__(
+        self,
+        policy: Policy,
+        stores: Stores | None = None,
+        *,
+        clock: str = "event",
+        wall_clock: Callable[[], int] | None = None,
+        timezone: str = "UTC",
+        partition_of: Callable[[str], int] = _single_partition,
+    ) -> None:
+        if clock not in ("event", "wall"):
+            raise ValueError(f"clock must be 'event' or 'wall', not {clock!r}")
+        if clock == "wall" and wall_clock is None:
+            raise ValueError("the wall clock needs a wall_clock function")
+        self.policy = policy
+        self.stores = stores if stores is not None else Stores()
+        self.clock = clock
+        self.wall_clock = wall_clock
+        self.zone = ZoneInfo(timezone)
+        self.calendar = ShipByCalendar(timezone)
+        self.partition_of = partition_of
+        self.timers: dict[int, list[tuple[int, int, str]]] = {}
+        self._month_of_slot = lru_cache(maxsize=8192)(self._compute_month)
+        self._handlers: dict[str, Callable[[dict[str, Any], int, dict[str, str], int], None]] = {
+            "OrderPlaced": self._on_order,
+            "ShipmentScan": self._on_scan,
+            "OrderCancelled": self._on_cancel,
+            "RefundIssued": self._on_refund,
+            "RatingSubmitted": self._on_rating,
+        }
+        # per call: sellers read or changed (written back once, at the end)
+        self._sellers: dict[str, SellerState] = {}
+
+    # --- the clock ------------------------------------------------------------------------
+
+    def stream_time(self, partition: int) -> int | None:
+        return self.stores.clocks.get(f"clock{SEP}{partition}")
+
+    def _now(self, partition: int, event_time: int | None) -> int:
+        if self.clock == "wall":
+            assert self.wall_clock is not None
+            return self.wall_clock()
+        key = f"clock{SEP}{partition}"
+        current = self.stores.clocks.get(key)
+        if event_time is not None and (current is None or event_time > current):
+            self.stores.clocks[key] = event_time
+            return event_time
+        return current if current is not None else (event_time or 0)
+
+    # --- entry points ---------------------------------------------------------------------
+
+    def process(self, partition: int, name: str, record: dict[str, Any]) -> list[Effect]:
+        """Apply one validated input record; return what must be published."""
+        now = self._now(partition, record.get(EVENT_TIME[name]))
+        dirty: dict[str, str] = {}
+        self._fire(partition, now, dirty)
+        handler = self._handlers.get(name)
+        if handler is not None:
+            handler(record, now, dirty, partition)
+        return self._flush(dirty, now)
+
+    def tick(self, partition: int, now: int | None = None) -> list[Effect]:
+        """Let time pass on a partition with no event: fire its due deadlines and exits."""
+        if now is None:
+            now = self._now(partition, None)
+        elif self.clock == "event":
+            now = self._now(partition, now)
+        dirty: dict[str, str] = {}
+        self._fire(partition, now, dirty)
+        return self._flush(dirty, now)
+
+    def rebuild_timers(self) -> int:
+        """Rebuild the in-memory deadline heaps from the stored state (after recovery)."""
+        self.timers = {}
+        count = 0
+        for key, o in self.stores.orders.items():
+            if o.due is not None:
+                self._schedule(self.partition_of(key.split(SEP, 1)[0]), o.due, _ORDER, key)
+                count += 1
+        for seller_id, s in self.stores.sellers.items():
+            if s.due is not None:
+                self._schedule(self.partition_of(seller_id), s.due, _SELLER, seller_id)
+                count += 1
+        return count
+
+    def pending_timers(self, partition: int | None = None) -> int:
+        if partition is None:
+            return sum(len(h) for h in self.timers.values())
+        return len(self.timers.get(partition, ()))
+
+    # --- events ---------------------------------------------------------------------------
+
+    def _order(self, key: str) -> OrderState:
+        o = self.stores.orders.get(key)
+        return OrderState() if o is None else o
+
+    def _on_order(self, r: dict[str, Any], now: int, dirty: dict[str, str], partition: int) -> None:
+        seller, order_id = r["seller_id"], r["order_id"]
+        key = order_key(seller, order_id)
+        o = self._order(key)
+        ship_by = r.get("ship_by")
+        if ship_by is None:
+            ship_by = self.calendar.ship_by(r["placed_at"])
+        o.place(r["placed_at"], ship_by, r["buyer_id"], r.get("show_id"))
+        self._touch(partition, seller, order_id, key, o, now, dirty, r["event_id"])
+
+    def _on_scan(self, r: dict[str, Any], now: int, dirty: dict[str, str], partition: int) -> None:
+        seller = r["seller_id"]
+        for order_id in dict.fromkeys(r["order_ids"]):
+            key = order_key(seller, order_id)
+            o = self._order(key)
+            o.scan(r["scan_type"], r["scanned_at"], r.get("carrier_fault", False))
+            self._touch(partition, seller, order_id, key, o, now, dirty, r["event_id"])
+
+    def _on_cancel(self, r: dict[str, Any], now: int, dirty: dict[str, str], partition: int) -> None:
+        seller, order_id = r["seller_id"], r["order_id"]
+        key = order_key(seller, order_id)
+        o = self._order(key)
+        o.cancel(r["cancelled_at"], r["initiated_by"] == "SELLER")
+        self._touch(partition, seller, order_id, key, o, now, dirty, r["event_id"])
+
+    def _on_refund(self, r: dict[str, Any], now: int, dirty: dict[str, str], partition: int) -> None:
+        seller, order_id = r["seller_id"], r["order_id"]
+        key = order_key(seller, order_id)
+        o = self._order(key)
+        if o.refund(r["reason"], r["refunded_at"]) or key not in self.stores.orders:
+            self._touch(partition, seller, order_id, key, o, now, dirty, r["event_id"])
+
+    def _on_rating(self, r: dict[str, Any], now: int, dirty: dict[str, str], partition: int) -> None:
+        seller, order_id = r["seller_id"], r["order_id"]
+        key = order_key(seller, order_id)
+        o = self._order(key)
+        o.rate(r["rating_id"], r["stars"], r["rated_at"], r["buyer_id"])
+        self._touch(partition, seller, order_id, key, o, now, dirty, r["event_id"])
+
+    # --- the incremental sum --------------------------------------------------------------
+
+    def _seller(self, seller_id: str) -> SellerState:
+        s = self._sellers.get(seller_id)
+        if s is None:
+            s = self.stores.sellers.get(seller_id)
+            if s is None:
+                s = SellerState()
+            self._sellers[seller_id] = s
+        return s
+
+    def _touch(self, partition: int, seller: str, order_id: str, key: str, o: OrderState,
+               now: int, dirty: dict[str, str], cause: str) -> None:
+        """Re-evaluate one order at `now`, move the seller's figures by the difference."""
+        policy = self.policy
+        mask = contribution(o, now, policy)
+        buyer = o.buyer(order_id)
+        old_mask, old_buyer = o.mask, o.counted_buyer
+        defects_changed = (mask ^ old_mask) & ALL_NUM_BITS or (mask & ALL_NUM_BITS and buyer != old_buyer)
+        if mask != old_mask or defects_changed:
+            s = self._seller(seller)
+            s.add(old_mask, -1)
+            s.add(mask, 1)
+            if defects_changed:
+                self._move_defects(seller, order_id, s, old_mask, old_buyer, mask, buyer)
+            o.mask = mask
+            o.counted_buyer = buyer if mask & ALL_NUM_BITS else None
+            dirty.setdefault(seller, cause)
+        first_flawed = o.first_flawed_at()
+        month = self._month(first_flawed) if first_flawed is not None else None
+        if month != o.flawed_month:
+            s = self._seller(seller)
+            keep_from = self._months(now)[0]
+            s.count_month(o.flawed_month, -1, keep_from)
+            s.count_month(month, 1, keep_from)
+            o.flawed_month = month
+            dirty.setdefault(seller, cause)
+        due = next_change(o, now, policy)
+        if due is None and mask == 0:
+            if key in self.stores.orders:
+                del self.stores.orders[key]
+            return
+        if due != o.due or key not in self.stores.orders:
+            o.due = due
+            if due is not None:
+                self._schedule(partition, due, _ORDER, key)
+        self.stores.orders[key] = o
+
+    def _move_defects(self, seller: str, order_id: str, s: SellerState, old_mask: int,
+                      old_buyer: str | None, mask: int, buyer: str) -> None:
+        counters, evidence = self.stores.defect_buyers, self.stores.evidence
+        for i, bit in enumerate(NUM_BITS):
+            was, now_in = bool(old_mask & bit), bool(mask & bit)
+            if was and (not now_in or buyer != old_buyer):
+                ckey = f"{seller}{SEP}{i}{SEP}{old_buyer}"
+                left = counters.get(ckey, 0) - 1
+                if left <= 0:
+                    counters.pop(ckey, None)
+                    s.defect_buyers[i] -= 1
+                else:
+                    counters[ckey] = left
+            if now_in and (not was or buyer != old_buyer):
+                ckey = f"{seller}{SEP}{i}{SEP}{buyer}"
+                had = counters.get(ckey, 0)
+                counters[ckey] = had + 1
+                if had == 0:
+                    s.defect_buyers[i] += 1
+            if was != now_in:
+                ekey = f"{seller}{SEP}{i}"
+                ids = list(evidence.get(ekey, ()))
+                if now_in:
+                    if order_id not in ids:
+                        ids.append(order_id)
+                        del ids[:-MAX_EVIDENCE]
+                elif order_id in ids:
+                    ids.remove(order_id)
+                if ids:
+                    evidence[ekey] = ids
+                else:
+                    evidence.pop(ekey, None)
+
+    # --- timers ---------------------------------------------------------------------------
+
+    def _schedule(self, partition: int, due: int, kind: int, key: str) -> None:
+        heapq.heappush(self.timers.setdefault(partition, []), (due, kind, key))
+
+    def _fire(self, partition: int, now: int, dirty: dict[str, str]) -> None:
+        heap = self.timers.get(partition)
+        if not heap or heap[0][0] > now:
+            return
+        orders = self.stores.orders
+        while heap and heap[0][0] <= now:
+            due, kind, key = heapq.heappop(heap)
+            if kind == _ORDER:
+                o = orders.get(key)
+                if o is None or o.due != due:
+                    continue  # superseded: the order was re-scheduled or removed
+                seller, order_id = key.split(SEP, 1)
+                self._touch(partition, seller, order_id, key, o, now, dirty, f"deadline:{key}:{due}")
+            else:
+                s = self._seller(key)
+                if s.due != due:
+                    continue
+                s.due = None
+                dirty.setdefault(key, f"timer:{key}:{due}")
+
+    # --- publication ----------------------------------------------------------------------
+
+    def _flush(self, dirty: dict[str, str], now: int) -> list[Effect]:
+        effects: list[Effect] = []
+        months = self._months(now)
+        for seller_id, cause in dirty.items():
+            s = self._seller(seller_id)
+            figures = s.snapshot(months)
+            signature: list[Any] = [list(s.counts), list(figures.flawed_by_reason),
+                                    [c for _, c in figures.flawed_monthly], list(months),
+                                    self.policy.version]
+            if signature != s.published:
+                s.published = signature
+                record = seller_metrics_record(seller_id, figures, self.policy, now)
+                effects.append(PublishMetrics(seller_id, record, self.evidence_of(seller_id), cause))
+            due = self._month_rollover(s, now)
+            if due != s.due:
+                s.due = due
+                if due is not None:
+                    self._schedule(self.partition_of(seller_id), due, _SELLER, seller_id)
+        for seller_id, s in self._sellers.items():
+            self.stores.sellers[seller_id] = s
+        self._sellers.clear()
+        return effects
+
+    def evidence_of(self, seller_id: str) -> dict[str, list[str]]:
+        ev = self.stores.evidence
+        return {name: list(ev.get(f"{seller_id}{SEP}{i}", ())) for i, name in enumerate(METRICS)}
+
+    def _month_rollover(self, s: SellerState, now: int) -> int | None:
+        """The next month boundary, when the monthly figures would shift then."""
+        if not any(s.monthly.values()):
+            return None
+        local = datetime.fromtimestamp(now / 1000, self.zone)
+        year, month = (local.year + 1, 1) if local.month == 12 else (local.year, local.month + 1)
+        return int(datetime(year, month, 1, tzinfo=self.zone).timestamp() * 1000)
+
+    def _compute_month(self, slot: int) -> str:
+        local = datetime.fromtimestamp(slot * _SLOT_MS / 1000, self.zone)
+        return f"{local.year:04d}-{local.month:02d}"
+
+    def _month(self, ms: int) -> str:
+        return self._month_of_slot(ms // _SLOT_MS)
+
+    def _months(self, now: int) -> tuple[str, str, str]:
+        current = self._month(now)
+        year, month = int(current[:4]), int(current[5:])
+        out = []
+        for back in (2, 1, 0):
+            m = month - back
+            y = year
+            while m < 1:
+                m += 12
+                y -= 1
+            out.append(f"{y:04d}-{m:02d}")
+        return out[0], out[1], out[2]

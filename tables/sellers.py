@@ -1,0 +1,91 @@
+"""Per-seller window figures: fixed-size counters kept exact by per-order contributions.
+
+The figures are sums over the seller's in-window orders; each order's contribution changes
+at known instants (rules.windows.next_change), so the sum slides exactly, to the
+millisecond, with O(1) work per event and a size that does not grow with the seller's
+history: 10 counters, 5 distinct-buyer counts, 4 reason counts, at most 3 months.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from rules.metrics import ALL_NUM_BITS, DEN_BITS, FLAWED_REASONS, NUM_BITS, REASON_BITS
+
+MONTHS_KEPT = 3
+
+
+@dataclass(frozen=True)
+class SellerFigures:
+    """A read-only snapshot of a seller's figures, as the rules consume it."""
+
+    numerators: tuple[int, ...]
+    denominators: tuple[int, ...]
+    defect_buyers: tuple[int, ...]
+    flawed_by_reason: tuple[int, ...]
+    flawed_monthly: tuple[tuple[str, int], ...]
+
+
+class SellerState:
+    """The running figures of one seller, plus what was last published about them."""
+
+    __slots__ = ("counts", "defect_buyers", "by_reason", "monthly", "published", "due")
+
+    def __init__(self) -> None:
+        self.counts = [0] * 10  # numerator, denominator per metric (bit order)
+        self.defect_buyers = [0] * 5
+        self.by_reason = [0] * len(FLAWED_REASONS)
+        self.monthly: dict[str, int] = {}
+        self.published: list[Any] | None = None
+        self.due: int | None = None
+
+    def add(self, mask: int, sign: int) -> None:
+        """Add (sign=+1) or remove (-1) one order's contribution mask."""
+        counts = self.counts
+        for i in range(5):
+            if mask & NUM_BITS[i]:
+                counts[2 * i] += sign
+            if mask & DEN_BITS[i]:
+                counts[2 * i + 1] += sign
+        if mask >> 10:
+            for r, bit in enumerate(REASON_BITS):
+                if mask & bit:
+                    self.by_reason[r] += sign
+
+    def count_month(self, month: str | None, sign: int, keep_from: str) -> None:
+        if month is None:
+            return
+        self.monthly[month] = self.monthly.get(month, 0) + sign
+        if self.monthly[month] <= 0:
+            del self.monthly[month]
+        for stale in [m for m in self.monthly if m < keep_from]:
+            del self.monthly[stale]
+
+    def snapshot(self, months: tuple[str, ...]) -> SellerFigures:
+        return SellerFigures(
+            numerators=tuple(self.counts[0::2]),
+            denominators=tuple(self.counts[1::2]),
+            defect_buyers=tuple(self.defect_buyers),
+            flawed_by_reason=tuple(self.by_reason),
+            flawed_monthly=tuple((m, self.monthly.get(m, 0)) for m in months),
+        )
+
+    def dumps(self) -> bytes:
+        return json.dumps(
+            [self.counts, self.defect_buyers, self.by_reason, self.monthly, self.published, self.due],
+            separators=(",", ":"),
+        ).encode()
+
+    @classmethod
+    def loads(cls, raw: bytes | str) -> SellerState:
+        s = cls.__new__(cls)
+        s.counts, s.defect_buyers, s.by_reason, s.monthly, s.published, s.due = json.loads(raw)
+        return s
+
+    def __repr__(self) -> str:
+        return f"SellerState({self.dumps().decode()})"
+
+
+__all__ = ["ALL_NUM_BITS", "SellerFigures", "SellerState"]
