@@ -28,6 +28,8 @@ from tables.orders import OrderState, order_key
 from tables.sellers import SellerState
 
 MAX_EVIDENCE = 50
+FLAWED_RETENTION_MS = 93 * 86_400_000  # three calendar months
+RETENTION_SLACK_MS = 7 * 86_400_000  # beyond window + grace, for late-arriving facts
 _ORDER, _SELLER = 0, 1
 _SLOT_MS = 15 * 60 * 1000
 SEP = "\x1f"
@@ -72,6 +74,7 @@ class Engine:
         self.zone = ZoneInfo(timezone)
         self.calendar = ShipByCalendar(timezone)
         self.partition_of = partition_of
+        self._retention_ms = policy.window_ms + policy.longest_grace_ms + RETENTION_SLACK_MS
         self.timers: dict[int, list[tuple[int, int, str]]] = {}
         self._month_of_slot = lru_cache(maxsize=8192)(self._compute_month)
         self._handlers: dict[str, Callable[[dict[str, Any], int, dict[str, str], int], None]] = {
@@ -224,6 +227,14 @@ class Engine:
             o.flawed_month = month
             dirty.setdefault(seller, cause)
         due = next_change(o, now, policy)
+        # Keep an order's facts after they stop counting: an OrderPlaced may still arrive
+        # for an early scan, and a flawed order stays while its month is on show, so a
+        # re-delivered refund cannot count it twice in flawed_items_monthly.
+        keep_until = o.last_fact_at() + self._retention_ms
+        if first_flawed is not None:
+            keep_until = max(keep_until, first_flawed + FLAWED_RETENTION_MS)
+        if keep_until > now and (due is None or keep_until < due):
+            due = keep_until
         if due is None and mask == 0:
             if key in self.stores.orders:
                 del self.stores.orders[key]

@@ -112,6 +112,14 @@ class OrderState:
         """Who bought it, for counting distinct defect buyers (the order itself if unknown)."""
         return self.buyer_id or self.rating_buyer or f"order:{order_id}"
 
+    def last_fact_at(self) -> int:
+        """The latest instant of any fact about the order."""
+        times = [t for t in (self.placed_at, self.ship_by, self.possession_at, self.cancelled_at,
+                             self.rated_at) if t is not None]
+        times.extend(self.delivered[-1:])
+        times.extend(t for _, t in self.flawed[-1:])
+        return max(times, default=0)
+
     def first_flawed_at(self) -> int | None:
         return self.flawed[0][1] if self.flawed else None
 
