@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test unit integration lint bench bench-quick up down clean
+.PHONY: help install run test unit integration lint up down clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -35,12 +35,6 @@ lint: $(STAMP) ## ruff and mypy
 	$(BIN)/pip install --quiet ruff mypy
 	$(BIN)/ruff check streams schemas agents tables rules tests
 	$(BIN)/mypy streams schemas agents tables rules
-
-bench: $(STAMP) ## the full performance benchmark
-	$(BIN)/warden bench
-
-bench-quick: $(STAMP) ## a quick benchmark run for development (< 2 min)
-	$(BIN)/warden bench --quick
 
 up: $(STAMP) ## start the embedded stack in the background
 	$(BIN)/warden up --detach

@@ -1,0 +1,143 @@
+"""One input record in, its outputs out: decode, validate, route, apply, encode.
+
+Plain Python (no Faust): the worker's agent drives it with Faust tables as state, the
+benchmark baseline and backtests drive it with dicts. Errors are values here: a record
+that cannot be used becomes a dead-letter output with its reason, never an exception.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from aiokafka.partitioner import murmur2
+
+from rules.effects import Effect, PublishMetrics, RejectInput
+from schemas.codec import Codec, DecodeError
+from schemas.validation import FieldRuleViolation, validate
+from streams import topics as T
+from streams.observability import EVENTS, EVENTS_INVALID, SELLER_METRICS_PUBLISHED
+from tables.engine import Engine
+
+
+def partition_for(key: bytes, partitions: int) -> int:
+    """The partition Kafka's default partitioner (Java, aiokafka) gives a key."""
+    return (murmur2(key) & 0x7FFFFFFF) % partitions
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """A record to publish: contract topic name (unprefixed), key, value, headers."""
+
+    topic: str
+    key: bytes | None
+    value: bytes
+    headers: tuple[tuple[str, bytes], ...] = ()
+    partition: int | None = None
+
+
+@dataclass
+class Outcome:
+    """What handling one input record produced."""
+
+    outputs: list[Outgoing] = field(default_factory=list)
+    views: dict[str, str] = field(default_factory=dict)  # seller_id -> metrics JSON for Redis
+    record_name: str | None = None
+    seller_id: str | None = None
+    dead_letter_reason: str | None = None
+
+
+class Pipeline:
+    """Routes one raw input record through the decision core."""
+
+    def __init__(self, engine: Engine, codec: Codec, partitions: int, topic_prefix: str = "",
+                 max_future_ms: int = 86_400_000, wall_clock: Callable[[], int] | None = None) -> None:
+        self.engine = engine
+        self.codec = codec
+        self.partitions = partitions
+        self.prefix = topic_prefix
+        self.max_future_ms = max_future_ms
+        self.wall_clock = wall_clock or (lambda: int(time.time() * 1000))
+        self._partition_cache: dict[str, int] = {}
+
+    def partition_of(self, seller_id: str) -> int:
+        p = self._partition_cache.get(seller_id)
+        if p is None:
+            if len(self._partition_cache) > 1_000_000:
+                self._partition_cache.clear()
+            p = self._partition_cache[seller_id] = partition_for(seller_id.encode(), self.partitions)
+        return p
+
+    def _base(self, topic: str) -> str:
+        return topic[len(self.prefix):] if self.prefix and topic.startswith(self.prefix) else topic
+
+    def handle(self, topic: str, partition: int, offset: int, key: bytes | None, value: bytes | None,
+               headers: dict[str, bytes] | None = None) -> Outcome:
+        base = self._base(topic)
+        out = Outcome()
+        if base == T.TICKS:
+            self._effects(self.engine.tick(partition), out)
+            return out
+        source_topic, source_partition, source_offset = topic, partition, offset
+        if base == T.REKEYED and headers:
+            source_topic = headers.get(T.H_TOPIC, topic.encode()).decode()
+            source_partition = int(headers.get(T.H_PARTITION, b"-1"))
+            source_offset = int(headers.get(T.H_OFFSET, b"-1"))
+        label = self._base(source_topic)
+        EVENTS.labels(label).inc()
+
+        def dead(reason: str, message: str) -> Outcome:
+            EVENTS_INVALID.labels(label, reason).inc()
+            out.dead_letter_reason = reason
+            out.outputs.append(Outgoing(T.DEAD_LETTER, key, value or b"", (
+                (T.H_ERROR, f"{reason}: {message}".replace("\n", " ").encode()),
+                (T.H_TOPIC, source_topic.encode()),
+                (T.H_PARTITION, str(source_partition).encode()),
+                (T.H_OFFSET, str(source_offset).encode()),
+            )))
+            return out
+
+        try:
+            name, record = self.codec.decode(value)
+        except DecodeError as exc:
+            return dead(exc.reason, str(exc))
+        expected = T.INPUT_TOPICS.get(label)
+        if expected is not None and name != expected:
+            return dead("wrong_record_type", f"{label} carries {expected}, not {name}")
+        try:
+            validate(name, record, self.wall_clock(), self.max_future_ms)
+        except FieldRuleViolation as exc:
+            return dead(exc.reason, str(exc))
+        seller = record["seller_id"]
+        out.record_name, out.seller_id = name, seller
+        if base != T.REKEYED:
+            seller_key = seller.encode()
+            target = self.partition_of(seller)
+            if key != seller_key or partition != target:
+                # Unkeyed or mis-keyed: move it to the seller's partition, where its state is.
+                out.outputs.append(Outgoing(T.REKEYED, seller_key, value or b"", (
+                    (T.H_TOPIC, topic.encode()),
+                    (T.H_PARTITION, str(partition).encode()),
+                    (T.H_OFFSET, str(offset).encode()),
+                ), partition=target))
+                return out
+        self._effects(self.engine.process(partition, name, record), out)
+        return out
+
+    def _effects(self, effects: list[Effect], out: Outcome) -> None:
+        for effect in effects:
+            if isinstance(effect, PublishMetrics):
+                value = self.codec.encode("SellerMetrics", effect.record, self.prefix + T.SELLER_METRICS)
+                out.outputs.append(Outgoing(T.SELLER_METRICS, effect.seller_id.encode(), value))
+                view = dict(effect.record)
+                view["evidence_order_ids"] = effect.evidence
+                out.views[effect.seller_id] = json.dumps(view, separators=(",", ":"))
+                SELLER_METRICS_PUBLISHED.inc()
+            elif isinstance(effect, RejectInput):
+                pass  # decisions and appeals: handled with enforcement
+
+
+def dumps_json(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"))

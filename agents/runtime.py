@@ -1,0 +1,96 @@
+"""The live wiring: the decision core over Faust tables, the pipeline, the Redis view."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from agents.pipeline import Outgoing, Pipeline
+from rules.policy import load_policy
+from schemas.codec import Codec
+from streams.app import app, output_topics, settings
+from tables.engine import Engine
+from tables.faust_tables import declare_tables
+
+log = logging.getLogger("warden")
+
+policy = load_policy(settings.policy_path)
+stores = declare_tables(app, settings.partitions)
+codec = Codec(settings.schema_registry_url)
+
+
+def wall_clock_ms() -> int:
+    return int(time.time() * 1000)
+
+
+engine = Engine(
+    policy,
+    stores,
+    clock=settings.clock,
+    wall_clock=wall_clock_ms,
+    timezone=settings.timezone,
+)
+pipeline = Pipeline(
+    engine, codec, settings.partitions, settings.topic_prefix,
+    max_future_ms=int(settings.max_future_skew_s * 1000), wall_clock=wall_clock_ms,
+)
+engine.partition_of = pipeline.partition_of
+
+
+def publish(out: Outgoing) -> None:
+    """Hand one output to the producer's buffer (flushed before every offset commit)."""
+    output_topics[out.topic].send_soon(
+        key=out.key, value=out.value, partition=out.partition,
+        headers=list(out.headers) if out.headers else None,
+    )
+
+
+class RedisView:
+    """The sellers' latest metrics in Redis (one JSON key per seller), written in batches."""
+
+    def __init__(self, url: str, prefix: str) -> None:
+        self.client = aioredis.from_url(url)
+        self.prefix = f"{prefix}warden"
+        self.pending: dict[str, str] = {}
+        self._warned = False
+
+    def metrics_key(self, seller_id: str) -> str:
+        return f"{self.prefix}:seller:{seller_id}:metrics"
+
+    def actions_key(self, seller_id: str) -> str:
+        return f"{self.prefix}:seller:{seller_id}:actions"
+
+    def stage(self, views: dict[str, str]) -> None:
+        self.pending.update(views)
+
+    async def flush(self) -> None:
+        if not self.pending:
+            return
+        batch, self.pending = self.pending, {}
+        try:
+            async with self.client.pipeline(transaction=False) as pipe:
+                for seller_id, doc in batch.items():
+                    pipe.set(self.metrics_key(seller_id), doc)
+                await pipe.execute()
+            self._warned = False
+        except Exception as exc:  # Redis down: keep the newest views, try again next flush
+            for seller_id, doc in batch.items():
+                self.pending.setdefault(seller_id, doc)
+            if not self._warned:
+                log.warning("Redis at %s unavailable (%s); views will catch up", settings.redis_url, exc)
+                self._warned = True
+
+    async def get(self, key: str) -> Any:
+        return await self.client.get(key)
+
+    async def run(self, stopping: asyncio.Event | None = None) -> None:
+        while True:
+            await asyncio.sleep(0.1)
+            await self.flush()
+
+
+view = RedisView(settings.redis_url, settings.topic_prefix)

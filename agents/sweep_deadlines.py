@@ -1,0 +1,31 @@
+"""Under the wall clock, time passes with no event: tick every owned partition.
+
+A tick is a record on the internal ticks topic, co-partitioned with the inputs, so the
+deadline sweep runs inside the partition's own stream (its table writes go to the right
+changelog partition, and it never races the events of that partition).
+"""
+
+from __future__ import annotations
+
+from agents.runtime import view
+from streams import topics as T
+from streams.app import app, output_topics, settings
+from streams.observability import PENDING_DEADLINES
+from agents.runtime import engine
+
+
+@app.timer(interval=settings.tick_interval_s)
+async def sweep_deadlines() -> None:
+    if settings.clock != "wall" or app.rebalancing:
+        return
+    ticks = output_topics[T.TICKS]
+    tick_topic = settings.topic(T.TICKS)
+    for tp in app.assignor.assigned_actives():
+        if tp.topic == tick_topic:
+            await ticks.send(key=b"tick", value=b"", partition=tp.partition)
+    PENDING_DEADLINES.set(engine.pending_timers())
+
+
+@app.task
+async def flush_views() -> None:
+    await view.run()

@@ -1,0 +1,45 @@
+"""The Prometheus registry and every metric Warden exports (CONTRACT §7)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+
+EVENTS = Counter("warden_events_total", "Input records consumed, by topic.", ["topic"], registry=REGISTRY)
+EVENTS_INVALID = Counter(
+    "warden_events_invalid_total", "Input records sent to the dead-letter topic, by topic and reason.",
+    ["topic", "reason"], registry=REGISTRY,
+)
+ENFORCEMENTS = Counter(
+    "warden_enforcements_total", "Enforcement actions published, by action, status and metric.",
+    ["action", "status", "metric"], registry=REGISTRY,
+)
+NOTIFICATIONS = Counter(
+    "warden_notifications_total", "Seller notifications published, by template.", ["template"],
+    registry=REGISTRY,
+)
+EVENT_TO_DECISION = Histogram(
+    "warden_event_to_decision_seconds",
+    "From an event's arrival at the broker to the publication of what it caused.",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+    registry=REGISTRY,
+)
+RULE_EVALUATIONS = Counter(
+    "warden_rule_evaluations_total", "Policy evaluations of a seller's changed figures.", registry=REGISTRY,
+)
+PENDING_REVIEWS = Gauge("warden_pending_reviews", "Actions waiting for a human review.", registry=REGISTRY)
+OLDEST_PENDING_REVIEW = Gauge(
+    "warden_oldest_pending_review_seconds", "Age of the oldest action waiting for review.", registry=REGISTRY,
+)
+SELLER_METRICS_PUBLISHED = Counter(
+    "warden_seller_metrics_published_total", "SellerMetrics records published (figures changed).",
+    registry=REGISTRY,
+)
+PENDING_DEADLINES = Gauge(
+    "warden_pending_deadlines", "Deadline and window-exit timers held by this worker.", registry=REGISTRY,
+)
+
+
+def exposition() -> bytes:
+    return generate_latest(REGISTRY)
