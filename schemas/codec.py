@@ -144,8 +144,11 @@ def _read_body(data: bytes, offset: int, writer: Any, reader: Any) -> Record:
         record = fastavro.schemaless_reader(buf, writer, reader)
     except EOFError as exc:
         raise DecodeError("truncated", f"record body ends early: {exc}") from None
-    except (IndexError, KeyError) as exc:
-        raise DecodeError("unknown_enum_symbol", f"enum or union index out of range: {exc}") from None
+    except IndexError as exc:
+        # fastavro's reader: a symbol/branch index past its list, or a read past the end
+        if "list index" in str(exc):
+            raise DecodeError("unknown_enum_symbol", "enum symbol or union branch index out of range") from None
+        raise DecodeError("truncated", f"record body ends early: {exc}") from None
     except Exception as exc:  # fastavro raises many types for corrupt bodies
         raise DecodeError("undecodable", f"{type(exc).__name__}: {exc}") from None
     if buf.tell() != len(data):

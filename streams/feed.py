@@ -42,7 +42,8 @@ def _pct(rate: Any) -> str:
 def live_feed(servers: str, settings: Settings, procs: dict[str, subprocess.Popen[bytes]]) -> None:
     codec = Codec(settings.schema_registry_url)
     consumer = Consumer({"bootstrap.servers": servers, "group.id": f"warden-feed-{time.time_ns()}",
-                         "auto.offset.reset": "earliest", "enable.auto.commit": False})
+                         "auto.offset.reset": "earliest", "enable.auto.commit": False,
+                         "session.timeout.ms": 6000, "heartbeat.interval.ms": 1000})
     wanted = [settings.topic(t) for t in (T.SELLER_METRICS, T.ENFORCEMENTS, T.NOTIFICATIONS, T.DEAD_LETTER)]
     consumer.subscribe(wanted)
     standings: dict[tuple[str, str], str] = {}

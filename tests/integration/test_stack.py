@@ -1,0 +1,79 @@
+"""`warden up --detach` / `down`, and one clear line for a user's mistake."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from streams.embedded import alive, free_port
+from tests.conftest import ROOT, run_cli
+
+pytestmark = pytest.mark.integration
+
+
+def test_up_detach_is_ready_and_down_leaves_nothing(tmp_path: Path) -> None:
+    port = free_port()
+    env = {"WARDEN_WEB_PORT": str(port), "WARDEN_POLICY": str(ROOT / "rules/policy.yaml"),
+           "WARDEN_DATA_DIR": str(tmp_path / "data")}
+    started = time.monotonic()
+    up = run_cli("up", "--detach", env=env, cwd=tmp_path)
+    elapsed = time.monotonic() - started
+    assert up.returncode == 0, up.stderr + up.stdout
+    assert "ready in" in up.stdout
+    print(f"warden up --detach: ready after {elapsed:.2f} s")
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as resp:
+        assert resp.status == 200
+    state = json.loads((tmp_path / ".warden/stack.json").read_text())
+    pids = list(state["pids"].values())
+    assert {"broker", "worker"} <= set(state["pids"])
+    assert all(alive(pid) for pid in pids)
+    down = run_cli("down", env=env, cwd=tmp_path)
+    assert down.returncode == 0, down.stderr
+    time.sleep(0.2)
+    assert not any(alive(pid) for pid in pids)
+    assert not (tmp_path / ".warden/stack.json").exists()
+
+
+def _one_clear_line(result) -> str:  # type: ignore[no-untyped-def]
+    assert result.returncode == 2, (result.returncode, result.stderr)
+    assert "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.strip().splitlines() if line]
+    assert len(lines) == 1, result.stderr
+    return lines[0]
+
+
+def test_broker_not_reachable() -> None:
+    line = _one_clear_line(run_cli("worker", env={"KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{free_port()}",
+                                                    "WARDEN_WEB_PORT": str(free_port())}))
+    assert "KAFKA_BOOTSTRAP_SERVERS" in line
+
+
+@pytest.mark.parametrize("var,value", [("WARDEN_WEB_PORT", "abc"), ("WARDEN_CLOCK", "sundial"),
+                                       ("KAFKA_BOOTSTRAP_SERVERS", "nohost"), ("WARDEN_TIMEZONE", "Mars/Base")])
+def test_bad_env_value_names_the_variable(var: str, value: str) -> None:
+    line = _one_clear_line(run_cli("worker", env={var: value}))
+    assert var in line
+
+
+def test_port_in_use(broker: str) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        line = _one_clear_line(run_cli("worker", env={"KAFKA_BOOTSTRAP_SERVERS": broker,
+                                                        "WARDEN_WEB_PORT": str(port)}))
+    assert "WARDEN_WEB_PORT" in line and "in use" in line
+
+
+def test_bad_policy_names_the_field(tmp_path: Path) -> None:
+    policy = tmp_path / "policy.yaml"
+    text = (ROOT / "rules/policy.yaml").read_text().replace("threshold_below: 0.04", "threshold_below: 4")
+    policy.write_text(text)
+    line = _one_clear_line(run_cli("worker", env={"WARDEN_POLICY": str(policy)}))
+    assert "metrics.late_dropoff_rate.threshold_below" in line
+
