@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Callable
 
 from aiokafka.partitioner import murmur2
 
@@ -87,29 +87,19 @@ class Pipeline:
             source_offset = int(headers.get(T.H_OFFSET, b"-1"))
         label = self._base(source_topic)
         EVENTS.labels(label).inc()
-
-        def dead(reason: str, message: str) -> Outcome:
-            EVENTS_INVALID.labels(label, reason).inc()
-            out.dead_letter_reason = reason
-            out.outputs.append(Outgoing(T.DEAD_LETTER, key, value or b"", (
-                (T.H_ERROR, f"{reason}: {message}".replace("\n", " ").encode()),
-                (T.H_TOPIC, source_topic.encode()),
-                (T.H_PARTITION, str(source_partition).encode()),
-                (T.H_OFFSET, str(source_offset).encode()),
-            )))
-            return out
-
+        source = (source_topic, source_partition, source_offset)
         try:
             name, record = self.codec.decode(value)
         except DecodeError as exc:
-            return dead(exc.reason, str(exc))
+            return self._dead(out, label, source, key, value, exc.reason, str(exc))
         expected = T.INPUT_TOPICS.get(label)
         if expected is not None and name != expected:
-            return dead("wrong_record_type", f"{label} carries {expected}, not {name}")
+            return self._dead(out, label, source, key, value, "wrong_record_type",
+                              f"{label} carries {expected}, not {name}")
         try:
             validate(name, record, self.wall_clock(), self.max_future_ms)
         except FieldRuleViolation as exc:
-            return dead(exc.reason, str(exc))
+            return self._dead(out, label, source, key, value, exc.reason, str(exc))
         seller = record["seller_id"]
         out.record_name, out.seller_id = name, seller
         if base != T.REKEYED:
@@ -123,7 +113,26 @@ class Pipeline:
                     (T.H_OFFSET, str(offset).encode()),
                 ), partition=target))
                 return out
-        self._effects(self.engine.process(partition, name, record), out)
+        effects = self.engine.process(partition, name, record)
+        for effect in effects:
+            if isinstance(effect, RejectInput):
+                return self._dead(out, label, source, key, value, effect.reason, effect.message)
+        self._effects(effects, out)
+        return out
+
+    @staticmethod
+    def _dead(out: Outcome, label: str, source: tuple[str, int, int], key: bytes | None,
+              value: bytes | None, reason: str, message: str) -> Outcome:
+        """Route the original bytes and key to the dead-letter topic, with the reason."""
+        topic, partition, offset = source
+        EVENTS_INVALID.labels(label, reason).inc()
+        out.dead_letter_reason = reason
+        out.outputs.append(Outgoing(T.DEAD_LETTER, key, value or b"", (
+            (T.H_ERROR, f"{reason}: {message}".replace("\n", " ").encode()),
+            (T.H_TOPIC, topic.encode()),
+            (T.H_PARTITION, str(partition).encode()),
+            (T.H_OFFSET, str(offset).encode()),
+        )))
         return out
 
     def _effects(self, effects: list[Effect], out: Outcome) -> None:
@@ -135,9 +144,4 @@ class Pipeline:
                 view["evidence_order_ids"] = effect.evidence
                 out.views[effect.seller_id] = json.dumps(view, separators=(",", ":"))
                 SELLER_METRICS_PUBLISHED.inc()
-            elif isinstance(effect, RejectInput):
-                pass  # decisions and appeals: handled with enforcement
 
-
-def dumps_json(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"))

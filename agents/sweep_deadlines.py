@@ -7,11 +7,10 @@ changelog partition, and it never races the events of that partition).
 
 from __future__ import annotations
 
-from agents.runtime import view
+from agents.runtime import engine, view
 from streams import topics as T
 from streams.app import app, output_topics, settings
 from streams.observability import PENDING_DEADLINES
-from agents.runtime import engine
 
 
 @app.timer(interval=settings.tick_interval_s)

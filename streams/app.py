@@ -7,7 +7,6 @@ and the brokers' join hold (half of it on Tansu) bounds the time to ready.
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 import faust
@@ -17,7 +16,6 @@ from streams import topics as T
 from streams.settings import load_settings
 
 settings = load_settings()
-log = logging.getLogger("warden")
 
 
 class QuickTableManager(TableManager):

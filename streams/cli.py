@@ -115,6 +115,12 @@ def start_stack(settings: Settings, broker_port: int, state_dir: Path,
         raise
 
 
+def _save_state(state: StackState, procs: dict[str, subprocess.Popen[bytes]], env: dict[str, str]) -> None:
+    """Record the started processes and their addresses, for `warden down`."""
+    state.save({k: p.pid for k, p in procs.items()},
+               {k: env[k] for k in ("KAFKA_BOOTSTRAP_SERVERS", "REDIS_URL", "WARDEN_WEB_PORT")})
+
+
 def stop_stack(procs: dict[str, subprocess.Popen[bytes]]) -> None:
     for name in ("simulator", "feed", "worker", "broker", "redis"):
         proc = procs.get(name)
@@ -137,8 +143,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     if previous and any(alive(int(pid)) for pid in dict(previous.get("pids", {})).values()):  # type: ignore[arg-type]
         raise UserError("a stack started by `warden up` is still running: run `warden down` first")
     procs, env, ready = start_stack(settings, args.broker_port, STATE_DIR, print)
-    state.save({k: p.pid for k, p in procs.items()},
-               {k: env[k] for k in ("KAFKA_BOOTSTRAP_SERVERS", "REDIS_URL", "WARDEN_WEB_PORT")})
+    _save_state(state, procs, env)
     if args.detach:
         print(f"ready in {ready:.2f} s; `warden down` stops it")
         return 0
@@ -189,8 +194,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     settings = _settings()
     print("Warden: starting the embedded stack (Ctrl-C stops everything)")
     procs, env, _ = start_stack(settings, args.broker_port, STATE_DIR, lambda s: print("  " + s))
-    StackState(STATE_DIR).save({k: p.pid for k, p in procs.items()},
-                               {k: env[k] for k in ("KAFKA_BOOTSTRAP_SERVERS", "REDIS_URL", "WARDEN_WEB_PORT")})
+    _save_state(StackState(STATE_DIR), procs, env)
     try:
         sim_log = open(STATE_DIR / "simulator.log", "ab")
         procs["simulator"] = subprocess.Popen(

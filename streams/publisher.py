@@ -9,6 +9,7 @@ from typing import Any
 from confluent_kafka import Producer
 
 from schemas.codec import Codec
+from schemas.validation import EVENT_TIME
 from streams.settings import Settings
 from streams.simulator import DAY, Marketplace
 from streams.topics import RECORD_TOPIC
@@ -83,7 +84,7 @@ def simulate(settings: Settings, *, seed: int, sellers: int, days: float, rate: 
         if ts > now_ms:
             # Live time runs faster than the simulated plan: an event planned for later
             # happens now (order is kept, since planned times are non-decreasing).
-            record = dict(record, **{_EVENT_TIME[name]: now_ms})
+            record = dict(record, **{EVENT_TIME[name]: now_ms})
         send(name, record)
         live.tick()
         next_at += interval
@@ -93,7 +94,3 @@ def simulate(settings: Settings, *, seed: int, sellers: int, days: float, rate: 
     prod.flush()
     live.done()
     return total + live.count
-
-
-_EVENT_TIME = {"OrderPlaced": "placed_at", "ShipmentScan": "scanned_at", "OrderCancelled": "cancelled_at",
-               "RefundIssued": "refunded_at", "RatingSubmitted": "rated_at"}

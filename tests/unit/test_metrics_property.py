@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from rules.policy import load_policy
+from schemas.validation import EVENT_TIME
 from tables.engine import Engine
 from tests.reference import reference_figures
 
@@ -73,8 +74,7 @@ def history(rng: random.Random) -> list[tuple[str, dict[str, Any]]]:
 
 
 def event_time(name: str, r: dict[str, Any]) -> int:
-    return r[{"OrderPlaced": "placed_at", "ShipmentScan": "scanned_at", "OrderCancelled": "cancelled_at",
-              "RefundIssued": "refunded_at", "RatingSubmitted": "rated_at"}[name]]
+    return int(r[EVENT_TIME[name]])
 
 
 def figures(engine: Engine, now: int) -> dict[str, dict[str, Any]]:
