@@ -16,7 +16,7 @@ from aiokafka.partitioner import murmur2
 
 from rules.effects import Effect, PublishMetrics, RejectInput
 from schemas.codec import Codec, DecodeError
-from schemas.validation import FieldRuleViolation, validate
+from schemas.validation import EVENT_TIME, FieldRuleViolation, validate
 from streams import topics as T
 from streams.observability import EVENTS, EVENTS_INVALID, SELLER_METRICS_PUBLISHED
 from tables.engine import Engine
@@ -53,7 +53,8 @@ class Pipeline:
     """Routes one raw input record through the decision core."""
 
     def __init__(self, engine: Engine, codec: Codec, partitions: int, topic_prefix: str = "",
-                 max_future_ms: int = 86_400_000, wall_clock: Callable[[], int] | None = None) -> None:
+                 max_future_ms: int = 86_400_000, wall_clock: Callable[[], int] | None = None,
+                 unread: Callable[[int], tuple[str, ...]] | None = None) -> None:
         self.engine = engine
         self.codec = codec
         self.partitions = partitions
@@ -61,6 +62,14 @@ class Pipeline:
         self.max_future_ms = max_future_ms
         self.wall_clock = wall_clock or (lambda: int(time.time() * 1000))
         self._partition_cache: dict[str, int] = {}
+        # The clock's guard (Engine.limits): `unread(p)` names the input topics whose
+        # partition p has records not handled yet; asked on every tick. Until a
+        # partition's first tick every input topic counts as unread.
+        self.unread = unread
+        self.guarded = tuple(topic_prefix + t for t in (*T.INPUT_TOPICS, T.REKEYED))
+        self.behind: dict[int, tuple[str, ...]] = {}
+        self.latest: dict[tuple[str, int], int] = {}  # (topic, partition) -> latest event time
+        self.positions: dict[tuple[str, int], int] = {}  # (topic, partition) -> last offset handled
 
     def partition_of(self, seller_id: str) -> int:
         p = self._partition_cache.get(seller_id)
@@ -78,8 +87,12 @@ class Pipeline:
         base = self._base(topic)
         out = Outcome()
         if base == T.TICKS:
+            if self.unread is not None:
+                self.behind[partition] = self.unread(partition)
+                self._hold(partition)
             self._effects(self.engine.tick(partition), out)
             return out
+        self.positions[(topic, partition)] = offset
         source_topic, source_partition, source_offset = topic, partition, offset
         if base == T.REKEYED and headers:
             source_topic = headers.get(T.H_TOPIC, topic.encode()).decode()
@@ -113,12 +126,36 @@ class Pipeline:
                     (T.H_OFFSET, str(offset).encode()),
                 ), partition=target))
                 return out
+        tp = (topic, partition)
+        event_time = record[EVENT_TIME[name]]
+        if event_time > self.latest.get(tp, -1):
+            self.latest[tp] = event_time
+        self._hold(partition)
         effects = self.engine.process(partition, name, record)
         for effect in effects:
             if isinstance(effect, RejectInput):
                 return self._dead(out, label, source, key, value, effect.reason, effect.message)
         self._effects(effects, out)
         return out
+
+    def _hold(self, partition: int) -> None:
+        """Hold the partition's clock at the latest event time of its least-read topic."""
+        behind = self.behind.get(partition)
+        if behind is None:
+            behind = self.guarded if self.unread is not None else ()
+        if not behind:
+            self.engine.limits.pop(partition, None)
+            return
+        latest = self.latest
+        limit = None
+        for topic in behind:
+            t = latest.get((topic, partition))
+            if t is None:
+                limit = 0  # nothing read from it yet: the clock waits
+                break
+            if limit is None or t < limit:
+                limit = t
+        self.engine.limits[partition] = limit
 
     @staticmethod
     def _dead(out: Outcome, label: str, source: tuple[str, int, int], key: bytes | None,

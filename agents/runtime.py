@@ -9,6 +9,8 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
+from faust.types import TP
+
 from agents.pipeline import Outgoing, Pipeline
 from rules.policy import load_policy
 from schemas.codec import Codec
@@ -34,9 +36,28 @@ engine = Engine(
     wall_clock=wall_clock_ms,
     timezone=settings.timezone,
 )
+def unread(partition: int) -> tuple[str, ...]:
+    """The input topics whose partition `partition` has records not handled yet."""
+    consumer = app.consumer
+    read_offsets = getattr(consumer, "_read_offset", {})
+    behind = []
+    for topic in pipeline.guarded:
+        tp = TP(topic, partition)
+        try:
+            end = consumer.highwater(tp)
+        except Exception:  # not assigned here (yet): not known to be read
+            end = None
+        handled = pipeline.positions.get((topic, partition))
+        next_offset = handled + 1 if handled is not None else (read_offsets.get(tp) or 0)
+        if end is None or next_offset < end:
+            behind.append(topic)
+    return tuple(behind)
+
+
 pipeline = Pipeline(
     engine, codec, settings.partitions, settings.topic_prefix,
     max_future_ms=int(settings.max_future_skew_s * 1000), wall_clock=wall_clock_ms,
+    unread=unread,
 )
 engine.partition_of = pipeline.partition_of
 

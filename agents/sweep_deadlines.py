@@ -1,4 +1,4 @@
-"""Under the wall clock, time passes with no event: tick every owned partition.
+"""Time passes with no event: tick every owned partition (deadlines, the clock guard).
 
 A tick is a record on the internal ticks topic, co-partitioned with the inputs, so the
 deadline sweep runs inside the partition's own stream (its table writes go to the right
@@ -15,7 +15,7 @@ from streams.observability import PENDING_DEADLINES
 
 @app.timer(interval=settings.tick_interval_s)
 async def sweep_deadlines() -> None:
-    if settings.clock != "wall" or app.rebalancing:
+    if app.rebalancing:
         return
     ticks = output_topics[T.TICKS]
     tick_topic = settings.topic(T.TICKS)

@@ -120,7 +120,8 @@ class Marketplace:
     def _plan_shipment(self, seller: Seller, buyer: str, orders: list[tuple[str, int]], show_id: str) -> None:
         rng, p = self.rng, seller.profile
         last_placed = max(t for _, t in orders)
-        ship_by = self.calendar.ship_by(last_placed)
+        # a combined shipment is due by the earliest ship_by of the orders in it
+        ship_by = self.calendar.ship_by(min(t for _, t in orders))
         sid = seller.seller_id
         kept = []
         for order_id, placed in orders:

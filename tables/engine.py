@@ -43,7 +43,7 @@ class Stores:
     sellers: MutableMapping[str, SellerState] = field(default_factory=dict)
     defect_buyers: MutableMapping[str, int] = field(default_factory=dict)
     evidence: MutableMapping[str, list[str]] = field(default_factory=dict)
-    clocks: MutableMapping[str, int] = field(default_factory=dict)
+    clocks: MutableMapping[str, list[Any]] = field(default_factory=dict)
 
 
 def _single_partition(seller_id: str) -> int:
@@ -86,22 +86,51 @@ class Engine:
         }
         # per call: sellers read or changed (written back once, at the end)
         self._sellers: dict[str, SellerState] = {}
+        self._clocks: dict[int, list[Any]] = {}  # partition -> [stream time, last now]
+        # partition -> the clock may not pass this instant (inputs not read that far yet)
+        self.limits: dict[int, int] = {}
 
     # --- the clock ------------------------------------------------------------------------
 
     def stream_time(self, partition: int) -> int | None:
-        return self.stores.clocks.get(f"clock{SEP}{partition}")
+        """The highest event time seen on the partition's inputs (CONTRACT §4)."""
+        return self._clock(partition)[0]
+
+    def _clock(self, partition: int) -> list[Any]:
+        """[stream time, the engine's last `now`] of a partition, recovered from its table."""
+        clock = self._clocks.get(partition)
+        if clock is None:
+            stored = self.stores.clocks.get(f"clock{SEP}{partition}")
+            clock = self._clocks[partition] = list(stored) if stored else [None, 0]
+        return clock
 
     def _now(self, partition: int, event_time: int | None) -> int:
-        if self.clock == "wall":
+        """The engine clock of a partition: monotonic, and held back by `limits`.
+
+        `limits[p]`, set by the driver, is the lowest latest event time among the
+        partition's input topics that still have unread records: the clock never runs
+        past what has not been read yet (as Kafka Streams picks the lowest-timestamped
+        record among a task's partitions), so a deadline is never judged before the scan
+        that meets it has been read, even when topics are consumed unevenly.
+        """
+        clock = self._clock(partition)
+        stream, last = clock
+        if event_time is not None and (stream is None or event_time > stream):
+            stream = event_time
+        if self.clock == "event":
+            now = stream if stream is not None else 0
+        else:
             assert self.wall_clock is not None
-            return self.wall_clock()
-        key = f"clock{SEP}{partition}"
-        current = self.stores.clocks.get(key)
-        if event_time is not None and (current is None or event_time > current):
-            self.stores.clocks[key] = event_time
-            return event_time
-        return current if current is not None else (event_time or 0)
+            now = self.wall_clock()
+        limit = self.limits.get(partition)
+        if limit is not None and now > limit:
+            now = limit
+        if now < last:
+            now = last
+        if stream != clock[0] or now != last:
+            clock[0], clock[1] = stream, now
+            self.stores.clocks[f"clock{SEP}{partition}"] = [stream, now]
+        return now
 
     # --- entry points ---------------------------------------------------------------------
 
@@ -128,6 +157,7 @@ class Engine:
     def rebuild_timers(self) -> int:
         """Rebuild the in-memory deadline heaps from the stored state (after recovery)."""
         self.timers = {}
+        self._clocks.clear()
         count = 0
         for key, o in self.stores.orders.items():
             if o.due is not None:
