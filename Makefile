@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test unit integration lint up down clean
+.PHONY: help install run test unit integration bench bench-quick lint up down clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -29,7 +29,13 @@ unit: $(STAMP) ## only the unit tests (no broker)
 	$(BIN)/python -m pytest tests/unit -q
 
 integration: $(STAMP) ## only the broker-backed tests
-	$(BIN)/python -m pytest tests/integration tests/acceptance -q
+	$(BIN)/python -m pytest tests/integration -q
+
+bench: $(STAMP) ## the full benchmark (figures also in bench.json)
+	$(BIN)/warden bench --json bench.json
+
+bench-quick: $(STAMP) ## the benchmark's quick mode (under 2 minutes)
+	$(BIN)/warden bench --quick
 
 lint: $(STAMP) ## ruff and mypy
 	$(BIN)/pip install --quiet ruff mypy

