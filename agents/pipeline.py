@@ -14,11 +14,18 @@ from typing import Callable
 
 from aiokafka.partitioner import murmur2
 
-from rules.effects import Effect, PublishMetrics, RejectInput
+from rules.effects import DecideAction, Effect, Notify, PublishMetrics, RejectInput
 from schemas.codec import Codec, DecodeError
 from schemas.validation import EVENT_TIME, FieldRuleViolation, validate
 from streams import topics as T
-from streams.observability import EVENTS, EVENTS_INVALID, SELLER_METRICS_PUBLISHED
+from streams.observability import (
+    ENFORCEMENTS,
+    EVENTS,
+    EVENTS_INVALID,
+    NOTIFICATIONS,
+    RULE_EVALUATIONS,
+    SELLER_METRICS_PUBLISHED,
+)
 from tables.engine import Engine
 
 
@@ -44,6 +51,8 @@ class Outcome:
 
     outputs: list[Outgoing] = field(default_factory=list)
     views: dict[str, str] = field(default_factory=dict)  # seller_id -> metrics JSON for Redis
+    actions: dict[str, dict[str, str]] = field(default_factory=dict)  # seller -> action_id -> JSON
+    decisions: int = 0  # enforcement actions and notifications published
     record_name: str | None = None
     seller_id: str | None = None
     dead_letter_reason: str | None = None
@@ -90,7 +99,10 @@ class Pipeline:
             if self.unread is not None:
                 self.behind[partition] = self.unread(partition)
                 self._hold(partition)
+            evaluations = self.engine.evaluations
             self._effects(self.engine.tick(partition), out)
+            if self.engine.evaluations != evaluations:
+                RULE_EVALUATIONS.inc(self.engine.evaluations - evaluations)
             return out
         self.positions[(topic, partition)] = offset
         source_topic, source_partition, source_offset = topic, partition, offset
@@ -131,11 +143,14 @@ class Pipeline:
         if event_time > self.latest.get(tp, -1):
             self.latest[tp] = event_time
         self._hold(partition)
+        evaluations = self.engine.evaluations
         effects = self.engine.process(partition, name, record)
+        if self.engine.evaluations != evaluations:
+            RULE_EVALUATIONS.inc(self.engine.evaluations - evaluations)
+        self._effects(effects, out)
         for effect in effects:
             if isinstance(effect, RejectInput):
                 return self._dead(out, label, source, key, value, effect.reason, effect.message)
-        self._effects(effects, out)
         return out
 
     def _hold(self, partition: int) -> None:
@@ -181,4 +196,17 @@ class Pipeline:
                 view["evidence_order_ids"] = effect.evidence
                 out.views[effect.seller_id] = json.dumps(view, separators=(",", ":"))
                 SELLER_METRICS_PUBLISHED.inc()
+            elif isinstance(effect, DecideAction):
+                r = effect.record
+                value = self.codec.encode("EnforcementAction", r, self.prefix + T.ENFORCEMENTS)
+                out.outputs.append(Outgoing(T.ENFORCEMENTS, r["seller_id"].encode(), value))
+                out.actions.setdefault(r["seller_id"], {})[r["action_id"]] = json.dumps(r, separators=(",", ":"))
+                out.decisions += 1
+                ENFORCEMENTS.labels(r["action"], r["status"], r["metric"]).inc()
+            elif isinstance(effect, Notify):
+                r = effect.record
+                value = self.codec.encode("Notification", r, self.prefix + T.NOTIFICATIONS)
+                out.outputs.append(Outgoing(T.NOTIFICATIONS, r["seller_id"].encode(), value))
+                out.decisions += 1
+                NOTIFICATIONS.labels(r["template"]).inc()
 

@@ -33,7 +33,13 @@ async def process_events(stream: Any) -> None:
                 publish(out)
             if outcome.views:
                 view.stage(outcome.views)
-                EVENT_TO_DECISION.observe(max(0.0, time.time() - message.timestamp))
+            if outcome.actions:
+                view.stage_actions(outcome.actions)
+            if outcome.decisions:
+                # from the event's arrival at the broker to the publication of what it caused
+                latency = max(0.0, time.time() - message.timestamp)
+                for _ in range(outcome.decisions):
+                    EVENT_TO_DECISION.observe(latency)
 
 
 @app.task

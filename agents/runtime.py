@@ -77,6 +77,7 @@ class RedisView:
         self.client = aioredis.from_url(url)
         self.prefix = f"{prefix}warden"
         self.pending: dict[str, str] = {}
+        self.pending_actions: dict[str, dict[str, str]] = {}
         self._warned = False
 
     def metrics_key(self, seller_id: str) -> str:
@@ -88,19 +89,29 @@ class RedisView:
     def stage(self, views: dict[str, str]) -> None:
         self.pending.update(views)
 
+    def stage_actions(self, actions: dict[str, dict[str, str]]) -> None:
+        for seller_id, docs in actions.items():
+            self.pending_actions.setdefault(seller_id, {}).update(docs)
+
     async def flush(self) -> None:
-        if not self.pending:
+        if not self.pending and not self.pending_actions:
             return
         batch, self.pending = self.pending, {}
+        actions, self.pending_actions = self.pending_actions, {}
         try:
             async with self.client.pipeline(transaction=False) as pipe:
                 for seller_id, doc in batch.items():
                     pipe.set(self.metrics_key(seller_id), doc)
+                for seller_id, docs in actions.items():
+                    pipe.hset(self.actions_key(seller_id), mapping=docs)
                 await pipe.execute()
             self._warned = False
         except Exception as exc:  # Redis down: keep the newest views, try again next flush
             for seller_id, doc in batch.items():
                 self.pending.setdefault(seller_id, doc)
+            for seller_id, docs in actions.items():
+                for action_id, doc in docs.items():
+                    self.pending_actions.setdefault(seller_id, {}).setdefault(action_id, doc)
             if not self._warned:
                 log.warning("Redis at %s unavailable (%s); views will catch up", settings.redis_url, exc)
                 self._warned = True

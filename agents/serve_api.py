@@ -54,7 +54,7 @@ class SellerMetricsView(View):
 @app.page("/api/sellers/{seller_id}/actions")
 class SellerActionsView(View):
     async def get(self, request: Request, seller_id: str) -> Response:
-        raw: Any = await view.client.lrange(view.actions_key(seller_id), 0, -1)
-        actions = [json.loads(r) for r in raw]
-        actions.sort(key=lambda a: a.get("decided_at", 0), reverse=True)
+        raw: Any = await view.client.hgetall(view.actions_key(seller_id))
+        actions = [json.loads(doc) for doc in raw.values()]
+        actions.sort(key=lambda a: (a.get("decided_at", 0), a.get("action_id", "")), reverse=True)
         return self.json({"seller_id": seller_id, "actions": actions})

@@ -7,10 +7,12 @@ changelog partition, and it never races the events of that partition).
 
 from __future__ import annotations
 
+import time
+
 from agents.runtime import engine, view
 from streams import topics as T
 from streams.app import app, output_topics, settings
-from streams.observability import PENDING_DEADLINES
+from streams.observability import OLDEST_PENDING_REVIEW, PENDING_DEADLINES, PENDING_REVIEWS
 
 
 @app.timer(interval=settings.tick_interval_s)
@@ -23,6 +25,9 @@ async def sweep_deadlines() -> None:
         if tp.topic == tick_topic:
             await ticks.send(key=b"tick", value=b"", partition=tp.partition)
     PENDING_DEADLINES.set(engine.pending_timers())
+    PENDING_REVIEWS.set(len(engine.pending))
+    oldest = min((since for _, since in engine.pending.values()), default=None)
+    OLDEST_PENDING_REVIEW.set(0 if oldest is None else max(0.0, time.time() - oldest / 1000))
 
 
 @app.task

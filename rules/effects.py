@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Mapping
 
 
 @dataclass(frozen=True)
@@ -17,6 +17,29 @@ class PublishMetrics:
 
 
 @dataclass(frozen=True)
+class DecideAction:
+    """Publish this `EnforcementAction` record (new, or a status change of an existing one)
+    and record it in the seller's enforcement history."""
+
+    record: Mapping[str, Any] = field(hash=False)
+
+
+@dataclass(frozen=True)
+class Notify:
+    """Publish this `Notification` record to the seller."""
+
+    record: Mapping[str, Any] = field(hash=False)
+
+
+@dataclass(frozen=True)
+class SetFlag:
+    """Remember an episode fact in the seller's history (a metric below, a warning escalated)."""
+
+    key: str
+    value: Any
+
+
+@dataclass(frozen=True)
 class RejectInput:
     """An input that decoded but cannot be applied (e.g. a decision for an unknown action)."""
 
@@ -24,4 +47,4 @@ class RejectInput:
     message: str
 
 
-Effect = PublishMetrics | RejectInput
+Effect = PublishMetrics | DecideAction | Notify | SetFlag | RejectInput

@@ -6,6 +6,7 @@ from typing import Any
 
 from faust.serializers import codecs
 
+from rules.enforcement import History
 from tables.orders import OrderState
 from tables.sellers import SellerState
 
@@ -36,7 +37,16 @@ class SellerCodec(codecs.Codec):
         return SellerState.loads(s)
 
 
+class HistoryCodec(codecs.Codec):
+    def _dumps(self, obj: Any) -> bytes:
+        return obj.dumps()  # type: ignore[no-any-return]
+
+    def _loads(self, s: bytes) -> Any:
+        return History.loads(s)
+
+
 def register_codecs() -> None:
     codecs.register("utf8", Utf8())
     codecs.register("warden-order", OrderCodec())
     codecs.register("warden-seller", SellerCodec())
+    codecs.register("warden-history", HistoryCodec())

@@ -14,11 +14,12 @@ import heapq
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
-from typing import Any, Callable, MutableMapping
+from typing import Any, Callable, Iterator, Mapping, MutableMapping
 from zoneinfo import ZoneInfo
 
 from rules.calendar import ShipByCalendar
-from rules.effects import Effect, PublishMetrics
+from rules.effects import DecideAction, Effect, PublishMetrics, RejectInput
+from rules.enforcement import AWAITING_REVIEW, History, Snapshot, appeal, decide, evaluate, next_check
 from rules.metrics import ALL_NUM_BITS, METRICS, NUM_BITS
 from rules.policy import Policy
 from rules.standing import seller_metrics_record
@@ -32,7 +33,7 @@ FLAWED_RETENTION_MS = 93 * 86_400_000  # three calendar months
 # Beyond window + grace, an order's facts are kept this long after its latest fact, so a
 # late fact (a refund inside a 30-day return window) still finds the order's buyer.
 RETENTION_SLACK_MS = 30 * 86_400_000
-_ORDER, _SELLER = 0, 1
+_ORDER, _SELLER, _ENFORCE = 0, 1, 2
 _SLOT_MS = 15 * 60 * 1000
 SEP = "\x1f"
 
@@ -46,6 +47,23 @@ class Stores:
     defect_buyers: MutableMapping[str, int] = field(default_factory=dict)
     evidence: MutableMapping[str, list[str]] = field(default_factory=dict)
     clocks: MutableMapping[str, list[Any]] = field(default_factory=dict)
+    enforcement: MutableMapping[str, History] = field(default_factory=dict)
+
+
+class _Evidence(Mapping[str, list[str]]):
+    """A seller's evidence lists, read from the store only if a rule asks for them."""
+
+    def __init__(self, engine: Engine, seller_id: str) -> None:
+        self.engine, self.seller_id = engine, seller_id
+
+    def __getitem__(self, metric: str) -> list[str]:
+        return list(self.engine.stores.evidence.get(f"{self.seller_id}{SEP}{METRICS.index(metric)}", ()))
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(METRICS)
+
+    def __len__(self) -> int:
+        return len(METRICS)
 
 
 def _single_partition(seller_id: str) -> int:
@@ -85,9 +103,17 @@ class Engine:
             "OrderCancelled": self._on_cancel,
             "RefundIssued": self._on_refund,
             "RatingSubmitted": self._on_rating,
+            "ReviewDecision": self._on_decision,
+            "AppealFiled": self._on_appeal,
         }
-        # per call: sellers read or changed (written back once, at the end)
+        # per call: sellers read or changed (written back once, at the end), enforcement
+        # effects of decisions and appeals, sellers whose escalation deadline came due
         self._sellers: dict[str, SellerState] = {}
+        self._out: list[Effect] = []
+        self._due_checks: set[str] = set()
+        # actions waiting for a human on this worker's partitions: action_id -> (seller, since)
+        self.pending: dict[str, tuple[str, int]] = {}
+        self.evaluations = 0  # rule evaluations so far (a counter for the driver to export)
         self._clocks: dict[int, list[Any]] = {}  # partition -> [stream time, last now]
         # partition -> the clock may not pass this instant (inputs not read that far yet)
         self.limits: dict[int, int] = {}
@@ -140,7 +166,7 @@ class Engine:
         """Apply one validated input record; return what must be published."""
         now = self._now(partition, record.get(EVENT_TIME[name]))
         dirty: dict[str, str] = {}
-        self._fire(partition, now, dirty)
+        self._fire(partition, now, dirty, record["event_id"])
         handler = self._handlers.get(name)
         if handler is not None:
             handler(record, now, dirty, partition)
@@ -153,7 +179,7 @@ class Engine:
         elif self.clock == "event":
             now = self._now(partition, now)
         dirty: dict[str, str] = {}
-        self._fire(partition, now, dirty)
+        self._fire(partition, now, dirty, f"tick:{partition}:{now}")
         return self._flush(dirty, now)
 
     def rebuild_timers(self) -> int:
@@ -169,6 +195,14 @@ class Engine:
             if s.due is not None:
                 self._schedule(self.partition_of(seller_id), s.due, _SELLER, seller_id)
                 count += 1
+        self.pending = {}
+        for seller_id, h in self.stores.enforcement.items():
+            if h.due is not None:
+                self._schedule(self.partition_of(seller_id), h.due, _ENFORCE, seller_id)
+                count += 1
+            for action_id, a in h.actions.items():
+                if a["status"] in AWAITING_REVIEW:
+                    self.pending[action_id] = (seller_id, a["decided_at"])
         return count
 
     def pending_timers(self, partition: int | None = None) -> int:
@@ -315,7 +349,9 @@ class Engine:
     def _schedule(self, partition: int, due: int, kind: int, key: str) -> None:
         heapq.heappush(self.timers.setdefault(partition, []), (due, kind, key))
 
-    def _fire(self, partition: int, now: int, dirty: dict[str, str]) -> None:
+    def _fire(self, partition: int, now: int, dirty: dict[str, str], cause: str) -> None:
+        """Fire the partition's due timers at `now`; what they change is caused by `cause`,
+        the event (or tick) that moved the clock."""
         heap = self.timers.get(partition)
         if not heap or heap[0][0] > now:
             return
@@ -327,18 +363,25 @@ class Engine:
                 if o is None or o.due != due:
                     continue  # superseded: the order was re-scheduled or removed
                 seller, order_id = key.split(SEP, 1)
-                self._touch(partition, seller, order_id, key, o, now, dirty, f"deadline:{key}:{due}")
-            else:
+                self._touch(partition, seller, order_id, key, o, now, dirty, cause)
+            elif kind == _SELLER:
                 s = self._seller(key)
                 if s.due != due:
                     continue
                 s.due = None
-                dirty.setdefault(key, f"timer:{key}:{due}")
+                dirty.setdefault(key, cause)
+            else:
+                h = self.stores.enforcement.get(key)
+                if h is None or h.due != due:
+                    continue
+                self._due_checks.add(key)
+                dirty.setdefault(key, cause)
 
     # --- publication ----------------------------------------------------------------------
 
     def _flush(self, dirty: dict[str, str], now: int) -> list[Effect]:
-        effects: list[Effect] = []
+        effects: list[Effect] = self._out
+        self._out = []
         months = self._months(now)
         for seller_id, cause in dirty.items():
             s = self._seller(seller_id)
@@ -346,19 +389,80 @@ class Engine:
             signature: list[Any] = [list(s.counts), list(figures.flawed_by_reason),
                                     [c for _, c in figures.flawed_monthly], list(months),
                                     self.policy.version]
-            if signature != s.published and now > 0:  # now == 0: no clock yet (held)
+            changed = signature != s.published and now > 0  # now == 0: no clock yet (held)
+            if changed:
                 s.published = signature
                 record = seller_metrics_record(seller_id, figures, self.policy, now)
                 effects.append(PublishMetrics(seller_id, record, self.evidence_of(seller_id), cause))
+            if changed or seller_id in self._due_checks:
+                self._enforce(seller_id, figures, now, cause, effects)
             due = self._month_rollover(s, now)
             if due != s.due:
                 s.due = due
                 if due is not None:
                     self._schedule(self.partition_of(seller_id), due, _SELLER, seller_id)
+        self._due_checks.clear()
         for seller_id, s in self._sellers.items():
             self.stores.sellers[seller_id] = s
         self._sellers.clear()
         return effects
+
+    # --- enforcement ----------------------------------------------------------------------
+
+    def _enforce(self, seller_id: str, figures: Any, now: int, cause: str, effects: list[Effect]) -> None:
+        """Evaluate the rules on a seller's changed figures; record and return the decisions."""
+        self.evaluations += 1
+        h = self.stores.enforcement.get(seller_id)
+        history = h if h is not None else History()
+        snapshot = Snapshot(seller_id, figures.numerators, figures.denominators, figures.defect_buyers,
+                            figures.flawed_by_reason, _Evidence(self, seller_id))
+        decided = evaluate(snapshot, history, self.policy, now, cause)
+        if not decided and h is None:
+            return
+        self._record(seller_id, history, decided, now)
+        effects.extend(decided)
+
+    def _record(self, seller_id: str, history: History, decided: list[Effect], now: int) -> None:
+        """Apply decisions to the seller's history, track pending reviews, re-arm its timer."""
+        changed = False
+        if decided:
+            before = history.dumps()
+            history.apply(decided)
+            changed = history.dumps() != before  # not so for a re-delivered decision
+            for e in decided:
+                if isinstance(e, DecideAction):
+                    if e.record["status"] in AWAITING_REVIEW:
+                        self.pending[e.record["action_id"]] = (seller_id, e.record["decided_at"])
+                    else:
+                        self.pending.pop(e.record["action_id"], None)
+        due = next_check(history, self.policy)
+        if due is not None and due <= now:
+            due = None  # evaluated at or after it: nothing left to wait for
+        if due != history.due:
+            history.due = due
+            changed = True
+            if due is not None:
+                self._schedule(self.partition_of(seller_id), due, _ENFORCE, seller_id)
+        if changed:
+            self.stores.enforcement[seller_id] = history
+
+    def _on_decision(self, r: dict[str, Any], now: int, dirty: dict[str, str], partition: int) -> None:
+        self._review(r, now, decide)
+
+    def _on_appeal(self, r: dict[str, Any], now: int, dirty: dict[str, str], partition: int) -> None:
+        self._review(r, now, lambda history, record, policy: appeal(history, record))
+
+    def _review(self, r: dict[str, Any], now: int, step: Callable[..., list[Effect]]) -> None:
+        seller_id = r["seller_id"]
+        h = self.stores.enforcement.get(seller_id)
+        history = h if h is not None else History()
+        decided = step(history, r, self.policy)
+        if any(isinstance(e, RejectInput) for e in decided):
+            self._out.extend(decided)
+            return
+        if decided:
+            self._record(seller_id, history, decided, now)
+            self._out.extend(decided)
 
     def evidence_of(self, seller_id: str) -> dict[str, list[str]]:
         ev = self.stores.evidence

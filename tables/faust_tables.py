@@ -26,4 +26,5 @@ def declare_tables(app: Any, partitions: int) -> Stores:
         defect_buyers=table("defect-buyers", "json"),
         evidence=table("evidence", "json"),
         clocks=table("clocks", "json"),
+        enforcement=table("enforcement", "warden-history"),
     )
