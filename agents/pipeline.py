@@ -43,6 +43,7 @@ class Outgoing:
     value: bytes
     headers: tuple[tuple[str, bytes], ...] = ()
     partition: int | None = None
+    timestamp: float | None = None  # seconds; re-keyed records keep their original time
 
 
 @dataclass
@@ -92,7 +93,7 @@ class Pipeline:
         return topic[len(self.prefix):] if self.prefix and topic.startswith(self.prefix) else topic
 
     def handle(self, topic: str, partition: int, offset: int, key: bytes | None, value: bytes | None,
-               headers: dict[str, bytes] | None = None) -> Outcome:
+               headers: dict[str, bytes] | None = None, timestamp: float | None = None) -> Outcome:
         base = self._base(topic)
         out = Outcome()
         if base == T.TICKS:
@@ -136,7 +137,7 @@ class Pipeline:
                     (T.H_TOPIC, topic.encode()),
                     (T.H_PARTITION, str(partition).encode()),
                     (T.H_OFFSET, str(offset).encode()),
-                ), partition=target))
+                ), partition=target, timestamp=timestamp))
                 return out
         tp = (topic, partition)
         event_time = record[EVENT_TIME[name]]

@@ -1,45 +1,84 @@
-"""The agent: every input topic of a partition, in one stream, through the decision core."""
+"""The agent: every input topic of a partition, merged in timestamp order, through the core."""
 
 from __future__ import annotations
 
 import time
 from typing import Any
 
+from faust.types import TP
+
+from agents.merge import TimestampMerge
 from agents.runtime import engine, pipeline, publish, view
-from streams.app import app, input_topic
+from streams import topics as T
+from streams.app import app, input_topic, settings
 from streams.observability import EVENT_TO_DECISION, PENDING_DEADLINES
 
 _generation: list[int] = [-1]
+TICKS = settings.topic(T.TICKS)
+
+
+def has_unread(topic: str, partition: int, last_received: int | None) -> bool:
+    """Whether the broker holds records of (topic, partition) not received yet."""
+    consumer = app.consumer
+    tp = TP(topic, partition)
+    try:
+        end = consumer.highwater(tp)
+    except Exception:  # not assigned here: nothing to wait for
+        return False
+    if end is None:
+        return True  # not known yet: wait (bounded by the merge's max idle)
+    if last_received is not None:
+        return last_received + 1 < end
+    read = getattr(consumer, "_read_offset", {}).get(tp)
+    return (read or 0) < end
+
+
+merge: TimestampMerge[Any] = TimestampMerge(pipeline.guarded, has_unread)
 
 
 def _rebuild_after_rebalance() -> None:
-    """After a rebalance the tables hold recovered state: rebuild the deadline heaps."""
+    """After a rebalance the tables hold recovered state: rebuild the deadline heaps, and
+    drop what the merge buffered (unacked: it is read again from the committed offsets)."""
     generation = app.consumer_generation_id
     if generation != _generation[0]:
         _generation[0] = generation
+        merge.forget()
         PENDING_DEADLINES.set(engine.rebuild_timers())
+
+
+def _handle(event: Any) -> None:
+    message = event.message
+    headers = dict(message.headers) if message.headers else None
+    outcome = pipeline.handle(message.topic, message.partition, message.offset,
+                              message.key, message.value, headers, message.timestamp)
+    if outcome.outputs:
+        for out in outcome.outputs:
+            publish(out)
+        if outcome.views:
+            view.stage(outcome.views)
+        if outcome.actions:
+            view.stage_actions(outcome.actions)
+        if outcome.decisions:
+            # from the event's arrival at the broker to the publication of what it caused
+            latency = max(0.0, time.time() - message.timestamp)
+            for _ in range(outcome.decisions):
+                EVENT_TO_DECISION.observe(latency)
+    event.ack()
 
 
 @app.agent(input_topic)
 async def process_events(stream: Any) -> None:
-    async for event in stream.events():
+    # Acks are ours: a record waiting in the merge is not acked, so not committed.
+    async for event in stream.noack().events():
         _rebuild_after_rebalance()
         message = event.message
-        headers = dict(message.headers) if message.headers else None
-        outcome = pipeline.handle(message.topic, message.partition, message.offset,
-                                  message.key, message.value, headers)
-        if outcome.outputs:
-            for out in outcome.outputs:
-                publish(out)
-            if outcome.views:
-                view.stage(outcome.views)
-            if outcome.actions:
-                view.stage_actions(outcome.actions)
-            if outcome.decisions:
-                # from the event's arrival at the broker to the publication of what it caused
-                latency = max(0.0, time.time() - message.timestamp)
-                for _ in range(outcome.decisions):
-                    EVENT_TO_DECISION.observe(latency)
+        partition = message.partition
+        if message.topic != TICKS:
+            merge.offer(message.topic, partition, message.offset, round(message.timestamp * 1000), event)
+        for ready in merge.release(partition):
+            _handle(ready)
+        if message.topic == TICKS:
+            _handle(event)
 
 
 @app.task

@@ -57,7 +57,9 @@ def unread(partition: int) -> tuple[str, ...]:
 pipeline = Pipeline(
     engine, codec, settings.partitions, settings.topic_prefix,
     max_future_ms=int(settings.max_future_skew_s * 1000), wall_clock=wall_clock_ms,
-    unread=unread,
+    # stream time needs no guard: the merge (agents.merge) already orders the partition's
+    # records by time; the wall clock does, or a backlog would be judged at today's time
+    unread=unread if settings.clock == "wall" else None,
 )
 engine.partition_of = pipeline.partition_of
 
@@ -65,7 +67,7 @@ engine.partition_of = pipeline.partition_of
 def publish(out: Outgoing) -> None:
     """Hand one output to the producer's buffer (flushed before every offset commit)."""
     output_topics[out.topic].send_soon(
-        key=out.key, value=out.value, partition=out.partition,
+        key=out.key, value=out.value, partition=out.partition, timestamp=out.timestamp,
         headers=list(out.headers) if out.headers else None,
     )
 

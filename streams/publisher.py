@@ -51,12 +51,14 @@ def simulate(settings: Settings, *, seed: int, sellers: int, days: float, rate: 
     now = int(time.time() * 1000)
     market = Marketplace(seed, sellers, now - int(days * DAY), zipf=zipf, timezone=settings.timezone)
 
-    def send(name: str, record: dict[str, Any]) -> None:
+    def send(name: str, record: dict[str, Any], at: int | None = None) -> None:
         topic = settings.topic(RECORD_TOPIC[name])
         value = codec.encode(name, record, topic)
         while True:
             try:
-                prod.produce(topic, value=value, key=record["seller_id"].encode())
+                # history keeps its simulated time as the record timestamp, so a worker
+                # merges the topics in the order things happened
+                prod.produce(topic, value=value, key=record["seller_id"].encode(), timestamp=at or 0)
                 break
             except BufferError:
                 prod.poll(0.05)
@@ -64,7 +66,7 @@ def simulate(settings: Settings, *, seed: int, sellers: int, days: float, rate: 
 
     progress = Progress("history", quiet)
     for ts, name, record in market.events(now):
-        send(name, record)
+        send(name, record, ts)
         progress.tick(extra=f"simulated {time.strftime('%Y-%m-%d', time.gmtime(ts / 1000))}")
     prod.flush()
     progress.done()

@@ -1,0 +1,37 @@
+"""The timestamp-ordered merge of a partition's topics."""
+
+from __future__ import annotations
+
+from agents.merge import TimestampMerge
+
+
+def test_releases_in_timestamp_order_and_waits_for_unread_topics() -> None:
+    unread = {"scans": True}
+    clock = [0.0]
+    m: TimestampMerge[str] = TimestampMerge(("orders", "scans"), lambda t, p, last: unread.get(t, False),
+                                            max_idle_s=2.0, clock=lambda: clock[0])
+    m.offer("orders", 0, 0, 100, "o@100")
+    m.offer("orders", 0, 1, 300, "o@300")
+    assert m.release(0) == []  # the scans topic has records not received yet: wait
+    m.offer("scans", 0, 0, 200, "s@200")
+    unread["scans"] = False
+    assert m.release(0) == ["o@100", "s@200", "o@300"]
+    assert m.buffered() == 0
+
+
+def test_ties_break_by_topic_rank_and_waiting_is_bounded() -> None:
+    clock = [0.0]
+    m: TimestampMerge[str] = TimestampMerge(("orders", "scans", "ratings"), lambda t, p, last: t == "ratings",
+                                            max_idle_s=2.0, clock=lambda: clock[0])
+    m.offer("scans", 1, 0, 100, "s")
+    m.offer("orders", 1, 0, 100, "o")
+    assert m.release(1) == []
+    clock[0] = 2.5  # the ratings topic kept the others waiting too long: go on without it
+    assert m.release(1) == ["o", "s"]
+
+
+def test_forget_drops_buffered_records() -> None:
+    m: TimestampMerge[str] = TimestampMerge(("orders",), lambda t, p, last: True, clock=lambda: 0.0)
+    m.offer("orders", 0, 0, 1, "a")
+    m.offer("orders", 1, 0, 1, "b")
+    assert sorted(m.forget()) == ["a", "b"] and m.buffered() == 0
