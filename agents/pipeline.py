@@ -188,6 +188,12 @@ class Pipeline:
         )))
         return out
 
+    def outcome_of(self, effects: list[Effect]) -> Outcome:
+        """The outputs of effects made outside an input record (e.g. published again)."""
+        out = Outcome()
+        self._effects(effects, out)
+        return out
+
     def _effects(self, effects: list[Effect], out: Outcome) -> None:
         for effect in effects:
             if isinstance(effect, PublishMetrics):

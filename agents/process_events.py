@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
@@ -14,6 +15,8 @@ from streams.app import app, input_topic, settings
 from streams.observability import EVENT_TO_DECISION, PENDING_DEADLINES
 
 _generation: list[int] = [-1]
+REPUBLISH_HORIZON_S = 600.0  # far beyond the 1 s commit interval
+log = logging.getLogger("warden")
 TICKS = settings.topic(T.TICKS)
 
 
@@ -44,6 +47,17 @@ def _rebuild_after_rebalance() -> None:
         _generation[0] = generation
         merge.forget()
         PENDING_DEADLINES.set(engine.rebuild_timers())
+        # A decision stored just before a crash may not have reached its topic: publish
+        # the recent ones again, same records and ids.
+        owned = {tp.partition for tp in app.assignor.assigned_actives() if tp.topic == TICKS}
+        since = int((time.time() - REPUBLISH_HORIZON_S) * 1000)
+        outcome = pipeline.outcome_of(engine.recent_decisions(since, owned))
+        for out in outcome.outputs:
+            publish(out)
+        if outcome.actions:
+            view.stage_actions(outcome.actions)
+        if outcome.decisions:
+            log.info("published again %d recent decisions after a rebalance", outcome.decisions)
 
 
 def _handle(event: Any) -> None:

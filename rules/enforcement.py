@@ -337,6 +337,22 @@ _TEMPLATE_OF = {
 }
 
 
+def republish(action: Mapping[str, Any], history: History, policy: Policy) -> list[Effect]:
+    """An action's latest record and the notification that went with it, as first made."""
+    record = {k: v for k, v in action.items() if k != "_"}
+    effects: list[Effect] = [DecideAction(record)]
+    if record["action"] == WARNING and record["status"] == ISSUED:
+        template: str | None = f"warning_{record['metric']}"
+    elif record["action"] == REINSTATEMENT:
+        template = "reinstatement"
+    else:
+        template = _TEMPLATE_OF.get((record["action"], record["status"]))
+    if template:
+        effects.append(Notify(notification(record, template, policy, record["decided_at"],
+                                           history.flags.get(f"message:{record['action_id']}"))))
+    return effects
+
+
 def decide(history: History, r: Mapping[str, Any], policy: Policy) -> list[Effect]:
     """A `ReviewDecision`: decide a pending action, or a pending appeal (CONTRACT §5, 4-5)."""
     action = history.actions.get(r["action_id"])

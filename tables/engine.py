@@ -11,6 +11,7 @@ when a defect appears or disappears, one distinct-buyer counter and one evidence
 from __future__ import annotations
 
 import heapq
+import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
@@ -19,7 +20,16 @@ from zoneinfo import ZoneInfo
 
 from rules.calendar import ShipByCalendar
 from rules.effects import DecideAction, Effect, PublishMetrics, RejectInput
-from rules.enforcement import AWAITING_REVIEW, History, Snapshot, appeal, decide, evaluate, next_check
+from rules.enforcement import (
+    AWAITING_REVIEW,
+    History,
+    Snapshot,
+    appeal,
+    decide,
+    evaluate,
+    next_check,
+    republish,
+)
 from rules.metrics import ALL_NUM_BITS, METRICS, NUM_BITS
 from rules.policy import Policy
 from rules.standing import seller_metrics_record
@@ -429,6 +439,11 @@ class Engine:
             before = history.dumps()
             history.apply(decided)
             changed = history.dumps() != before  # not so for a re-delivered decision
+            if changed:
+                wall = self.wall_clock() if self.wall_clock else int(time.time() * 1000)
+                for e in decided:
+                    if isinstance(e, DecideAction):
+                        history.actions[e.record["action_id"]]["_"]["wall"] = wall
             for e in decided:
                 if isinstance(e, DecideAction):
                     if e.record["status"] in AWAITING_REVIEW:
@@ -445,6 +460,19 @@ class Engine:
                 self._schedule(self.partition_of(seller_id), due, _ENFORCE, seller_id)
         if changed:
             self.stores.enforcement[seller_id] = history
+
+    def recent_decisions(self, since_wall_ms: int, partitions: set[int] | None = None) -> list[Effect]:
+        """Decisions recorded since `since_wall_ms` (wall clock), to publish again after a
+        restart or rebalance: what was stored may not have reached its topic before a
+        crash. Same records, same ids: consumers de-duplicate by them."""
+        effects: list[Effect] = []
+        for seller_id, history in self.stores.enforcement.items():
+            if partitions is not None and self.partition_of(seller_id) not in partitions:
+                continue
+            for action in sorted(history.actions.values(), key=lambda a: a["_"].get("wall", 0)):
+                if action["_"].get("wall", 0) >= since_wall_ms:
+                    effects.extend(republish(action, history, self.policy))
+        return effects
 
     def _on_decision(self, r: dict[str, Any], now: int, dirty: dict[str, str], partition: int) -> None:
         self._review(r, now, decide)

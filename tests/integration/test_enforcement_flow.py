@@ -204,3 +204,4 @@ def test_enforcement_ladder_end_to_end(worker_factory: type, tmp_path: Path) -> 
     count = next(line for line in exposition.splitlines()
                  if line.startswith("warden_event_to_decision_seconds_count"))
     assert float(count.split()[-1]) == len(actions) + len(notes)  # one observation per publication
+
