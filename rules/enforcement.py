@@ -228,7 +228,7 @@ def ladder_rule(snapshot: Snapshot, history: History, policy: Policy, now: int, 
             continue
         # still BELOW: escalate a warning that has not helped within escalate_after
         if warnings:
-            w = warnings[-1] if len(warnings) == 1 else max(warnings, key=lambda a: a["_"]["issued_at"])
+            w = max(warnings, key=lambda a: a["_"]["issued_at"])
             issued = w["_"]["issued_at"]
             if (not history.flags.get(f"escalated:{w['action_id']}")
                     and now >= issued + ladder.escalate_after_ms and not open_or_recent):
@@ -315,16 +315,10 @@ def _replay(action: Mapping[str, Any], history: History, event_id: str, policy: 
         return None
     if action["_"].get("event") != event_id:
         return []
-    record = {k: v for k, v in action.items() if k != "_"}
-    effects: list[Effect] = [DecideAction(record)]
-    template = _TEMPLATE_OF.get((record["action"], record["status"]))
-    if template:
-        effects.append(Notify(notification(record, template, policy, record["decided_at"],
-                                           history.flags.get(f"message:{record['action_id']}"))))
+    effects = republish(action, history, policy)
     for other in history.actions.values():
         if other["caused_by"] == event_id and other["action"] == REINSTATEMENT:
-            effects.append(DecideAction({k: v for k, v in other.items() if k != "_"}))
-            effects.append(Notify(notification(other, "reinstatement", policy, other["decided_at"])))
+            effects.extend(republish(other, history, policy))
     return effects
 
 
