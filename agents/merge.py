@@ -50,6 +50,7 @@ class TimestampMerge(Generic[Item]):
             return []
         out: list[Item] = []
         rank = self.rank
+        read_up: set[str] = set()  # topics found with nothing unread, during this call
         while True:
             best_topic, best_key = None, None
             for topic, q in queues.items():
@@ -59,15 +60,14 @@ class TimestampMerge(Generic[Item]):
                         best_topic, best_key = topic, key
             if best_topic is None:
                 break
-            if self._waiting_for_others(partition, queues):
+            if self._waiting_for_others(partition, queues, read_up):
                 break
             out.append(queues[best_topic].popleft()[2])
         return out
 
-    def _waiting_for_others(self, partition: int, queues: dict[str, deque[Any]]) -> bool:
+    def _waiting_for_others(self, partition: int, queues: dict[str, deque[Any]], read_up: set[str]) -> bool:
         for topic in self.topics:
-            q = queues.get(topic)
-            if q:
+            if topic in read_up or queues.get(topic):
                 continue
             if self.has_unread(topic, partition, self.received.get((topic, partition))):
                 now = self.clock()
@@ -75,6 +75,7 @@ class TimestampMerge(Generic[Item]):
                 if now - since < self.max_idle_s:
                     return True
                 return False  # waited long enough: go on without it, as Kafka Streams does
+            read_up.add(topic)
         self.blocked_since.pop(partition, None)
         return False
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any, Callable
 
 from aiokafka.partitioner import murmur2
 
@@ -100,10 +100,7 @@ class Pipeline:
             if self.unread is not None:
                 self.behind[partition] = self.unread(partition)
                 self._hold(partition)
-            evaluations = self.engine.evaluations
-            self._effects(self.engine.tick(partition), out)
-            if self.engine.evaluations != evaluations:
-                RULE_EVALUATIONS.inc(self.engine.evaluations - evaluations)
+            self._effects(self._counted(self.engine.tick, partition), out)
             return out
         self.positions[(topic, partition)] = offset
         source_topic, source_partition, source_offset = topic, partition, offset
@@ -139,26 +136,30 @@ class Pipeline:
                     (T.H_OFFSET, str(offset).encode()),
                 ), partition=target, timestamp=timestamp))
                 return out
-        tp = (topic, partition)
-        event_time = record[EVENT_TIME[name]]
-        if event_time > self.latest.get(tp, -1):
-            self.latest[tp] = event_time
-        self._hold(partition)
-        evaluations = self.engine.evaluations
-        effects = self.engine.process(partition, name, record)
-        if self.engine.evaluations != evaluations:
-            RULE_EVALUATIONS.inc(self.engine.evaluations - evaluations)
+        if self.unread is not None:
+            tp = (topic, partition)
+            event_time = record[EVENT_TIME[name]]
+            if event_time > self.latest.get(tp, -1):
+                self.latest[tp] = event_time
+            self._hold(partition)
+        effects = self._counted(self.engine.process, partition, name, record)
         self._effects(effects, out)
         for effect in effects:
             if isinstance(effect, RejectInput):
                 return self._dead(out, label, source, key, value, effect.reason, effect.message)
         return out
 
+    def _counted(self, step: Callable[..., list[Effect]], *args: Any) -> list[Effect]:
+        """Run a core entry point; export the rule evaluations it made."""
+        evaluations = self.engine.evaluations
+        effects = step(*args)
+        if self.engine.evaluations != evaluations:
+            RULE_EVALUATIONS.inc(self.engine.evaluations - evaluations)
+        return effects
+
     def _hold(self, partition: int) -> None:
         """Hold the partition's clock at the latest event time of its least-read topic."""
-        behind = self.behind.get(partition)
-        if behind is None:
-            behind = self.guarded if self.unread is not None else ()
+        behind = self.behind.get(partition, self.guarded)  # until its first tick: all
         if not behind:
             self.engine.limits.pop(partition, None)
             return

@@ -6,10 +6,8 @@ import logging
 import time
 from typing import Any
 
-from faust.types import TP
-
 from agents.merge import TimestampMerge
-from agents.runtime import engine, pipeline, publish, view
+from agents.runtime import engine, has_unread, pipeline, publish, view
 from streams import topics as T
 from streams.app import app, input_topic, settings
 from streams.observability import EVENT_TO_DECISION, PENDING_DEADLINES
@@ -18,22 +16,6 @@ _generation: list[int] = [-1]
 REPUBLISH_HORIZON_S = 600.0  # far beyond the 1 s commit interval
 log = logging.getLogger("warden")
 TICKS = settings.topic(T.TICKS)
-
-
-def has_unread(topic: str, partition: int, last_received: int | None) -> bool:
-    """Whether the broker holds records of (topic, partition) not received yet."""
-    consumer = app.consumer
-    tp = TP(topic, partition)
-    try:
-        end = consumer.highwater(tp)
-    except Exception:  # not assigned here: nothing to wait for
-        return False
-    if end is None:
-        return True  # not known yet: wait (bounded by the merge's max idle)
-    if last_received is not None:
-        return last_received + 1 < end
-    read = getattr(consumer, "_read_offset", {}).get(tp)
-    return (read or 0) < end
 
 
 merge: TimestampMerge[Any] = TimestampMerge(pipeline.guarded, has_unread)

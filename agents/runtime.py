@@ -36,22 +36,27 @@ engine = Engine(
     wall_clock=wall_clock_ms,
     timezone=settings.timezone,
 )
+def has_unread(topic: str, partition: int, last_offset: int | None) -> bool:
+    """Whether the broker holds records of (topic, partition) past `last_offset` (the last
+    one received or handled; None: nothing yet since the partition was assigned)."""
+    consumer = app.consumer
+    tp = TP(topic, partition)
+    try:
+        end = consumer.highwater(tp)
+    except Exception:  # not assigned here: nothing of ours to wait for
+        return False
+    if end is None:
+        return True  # not known yet
+    if last_offset is not None:
+        return last_offset + 1 < end
+    read = getattr(consumer, "_read_offset", {}).get(tp)
+    return (read or 0) < end
+
+
 def unread(partition: int) -> tuple[str, ...]:
     """The input topics whose partition `partition` has records not handled yet."""
-    consumer = app.consumer
-    read_offsets = getattr(consumer, "_read_offset", {})
-    behind = []
-    for topic in pipeline.guarded:
-        tp = TP(topic, partition)
-        try:
-            end = consumer.highwater(tp)
-        except Exception:  # not assigned here (yet): not known to be read
-            end = None
-        handled = pipeline.positions.get((topic, partition))
-        next_offset = handled + 1 if handled is not None else (read_offsets.get(tp) or 0)
-        if end is None or next_offset < end:
-            behind.append(topic)
-    return tuple(behind)
+    positions = pipeline.positions
+    return tuple(t for t in pipeline.guarded if has_unread(t, partition, positions.get((t, partition))))
 
 
 pipeline = Pipeline(
