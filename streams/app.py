@@ -47,6 +47,7 @@ app = faust.App(
     broker_commit_every=10_000,
     broker_commit_interval=1.0,
     consumer_auto_offset_reset="earliest",
+    consumer_group_instance_id=settings.instance_id,
     producer_linger_ms=2,
     producer_acks=-1,
     stream_wait_empty=False,

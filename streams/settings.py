@@ -127,6 +127,10 @@ class Settings:
     """WARDEN_TICK_INTERVAL: seconds between deadline sweeps under the wall clock."""
     log_level: str = "warning"
     """WARDEN_LOG_LEVEL: the worker's log level."""
+    instance_id: str | None = None
+    """WARDEN_INSTANCE_ID: a stable name per worker (static group membership): a worker
+    restarted under the same name takes its partitions back without waiting for the
+    broker to expire its old session."""
 
     @property
     def web_url(self) -> str:
@@ -153,6 +157,7 @@ ENVIRONMENT: Mapping[str, tuple[str, Callable[[str, str], object]]] = {
     "WARDEN_MAX_FUTURE_SKEW": ("max_future_skew_s", _positive_float),
     "WARDEN_TICK_INTERVAL": ("tick_interval_s", _positive_float),
     "WARDEN_LOG_LEVEL": ("log_level", _choice("debug", "info", "warning", "error", "critical")),
+    "WARDEN_INSTANCE_ID": ("instance_id", _prefix),
 }
 assert {f for f, _ in ENVIRONMENT.values()} == {f.name for f in fields(Settings)}
 

@@ -14,10 +14,12 @@ def declare_tables(app: Any, partitions: int) -> Stores:
 
     def table(name: str, codec: str) -> Any:
         t = app.Table(name, partitions=partitions, key_type=str)
-        # Faust derives changelog serializers from types; ours are codecs, set before the
-        # changelog topic and the store (both created lazily) read them.
+        # Faust derives changelog serializers from types; ours are codecs. The store is
+        # made lazily and reads them then; the changelog topic was made when the table
+        # registered (with JSON), so make it again: recovery decodes with its schema.
         t.key_serializer = "utf8"
         t.value_serializer = codec
+        t.changelog_topic = t._new_changelog_topic()
         return t
 
     return Stores(
