@@ -18,7 +18,7 @@ log = logging.getLogger("warden")
 TICKS = settings.topic(T.TICKS)
 
 
-merge: TimestampMerge[Any] = TimestampMerge(pipeline.guarded, has_unread)
+merge: TimestampMerge[Any] = TimestampMerge(pipeline.guarded, has_unread, max_idle_s=settings.max_task_idle_s)
 
 
 def _rebuild_after_rebalance() -> None:

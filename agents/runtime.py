@@ -49,8 +49,11 @@ def has_unread(topic: str, partition: int, last_offset: int | None) -> bool:
         return True  # not known yet
     if last_offset is not None:
         return last_offset + 1 < end
-    read = getattr(consumer, "_read_offset", {}).get(tp)
-    return (read or 0) < end
+    # Nothing handed to us yet: compare with where the partition started, its committed
+    # offset (next to read; Faust keeps it there until we ack from it). Not the consumer's
+    # read offset: records fetched but still in the stream's buffer count as unread here.
+    start = getattr(consumer, "_committed_offset", {}).get(tp)
+    return (start or 0) < end
 
 
 def unread(partition: int) -> tuple[str, ...]:

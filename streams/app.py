@@ -13,7 +13,7 @@ import faust
 from faust.tables.manager import TableManager
 
 from streams import topics as T
-from streams.settings import load_settings
+from streams.settings import Settings, load_settings
 
 settings = load_settings()
 
@@ -29,33 +29,37 @@ class QuickTableManager(TableManager):
             await self.recovery.start()
 
 
-app = faust.App(
-    f"{settings.topic_prefix}{settings.app_id}",
-    broker=[f"kafka://{s}" for s in settings.kafka_bootstrap_servers.split(",")],
-    store="rocksdb://" if settings.store == "rocksdb" else "memory://",
-    datadir=settings.data_dir,
-    web_port=settings.web_port,
-    web_bind="127.0.0.1" if settings.kafka_bootstrap_servers.startswith("127.") else "0.0.0.0",
-    web_host="127.0.0.1",
-    web_in_thread=False,
-    topic_partitions=settings.partitions,
-    topic_allow_declare=True,
-    broker_session_timeout=6.0,
-    broker_heartbeat_interval=1.0,
-    broker_rebalance_timeout=6.0,
-    broker_request_timeout=30.0,
-    broker_commit_every=10_000,
-    broker_commit_interval=1.0,
-    consumer_auto_offset_reset="earliest",
-    consumer_group_instance_id=settings.instance_id,
-    producer_linger_ms=2,
-    producer_acks=-1,
-    stream_wait_empty=False,
-    stream_buffer_maxsize=16_384,
-    table_cleanup_interval=3600.0,
-    TableManager=QuickTableManager,
-    logging_config=None,
-)
+def app_options(settings: Settings) -> dict[str, Any]:
+    """The Faust settings of a Warden worker (also the benchmark's do-nothing baseline)."""
+    return dict(
+        broker=[f"kafka://{s}" for s in settings.kafka_bootstrap_servers.split(",")],
+        store="rocksdb://" if settings.store == "rocksdb" else "memory://",
+        datadir=settings.data_dir,
+        web_port=settings.web_port,
+        web_bind="127.0.0.1" if settings.kafka_bootstrap_servers.startswith("127.") else "0.0.0.0",
+        web_host="127.0.0.1",
+        web_in_thread=False,
+        topic_partitions=settings.partitions,
+        topic_allow_declare=True,
+        broker_session_timeout=6.0,
+        broker_heartbeat_interval=1.0,
+        broker_rebalance_timeout=6.0,
+        broker_request_timeout=30.0,
+        broker_commit_every=10_000,
+        broker_commit_interval=1.0,
+        consumer_auto_offset_reset="earliest",
+        consumer_group_instance_id=settings.instance_id,
+        producer_linger_ms=2,
+        producer_acks=-1,
+        stream_wait_empty=False,
+        stream_buffer_maxsize=16_384,
+        table_cleanup_interval=3600.0,
+        TableManager=QuickTableManager,
+        logging_config=None,
+    )
+
+
+app = faust.App(f"{settings.topic_prefix}{settings.app_id}", **app_options(settings))
 
 
 def _raw_topic(name: str, **kwargs: Any) -> faust.TopicT:

@@ -4,6 +4,8 @@ Sections (each prints its figures as it finishes, and all go to `--json PATH`):
 - core: the decision core alone, in-process: µs per event for a seller with a short and
   with a long history (the per-event cost must not grow with history), and the state
   bytes per seller and per in-window order after a simulated month.
+- ceiling, faust, worker, workers, latency, startup, memory: (a)-(g), through a broker
+  (streams/bench_stack.py).
 
 Figures are medians of repeats, with their spread, and ratios measured in the same run:
 these machines are shared and noisy.
@@ -19,7 +21,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from importlib import metadata
-from typing import Any, Callable
+from typing import Any
 
 from rules.policy import Policy, load_policy
 from tables.engine import Engine, Stores
@@ -162,18 +164,36 @@ def _spread(values: list[float]) -> float:
     return (max(values) - min(values)) / m if m else 0.0
 
 
-SECTIONS: dict[str, Callable[[Report, bool], None]] = {"core": bench_core}
+SECTIONS = ("core", "ceiling", "faust", "worker", "workers", "latency", "startup", "memory")
 
 
-def run_bench(sections: list[str], quick: bool, json_path: str | None) -> Report:
+def run_bench(sections: list[str], quick: bool, json_path: str | None, workers: int = 2,
+              store: str = "memory") -> Report:
+    """Run the sections; raise BenchFailure (after writing what was measured) when a run
+    did not do its work correctly."""
+    from streams.bench_stack import BenchFailure, run_stack
+
     report = Report()
     env = report.environment()
+    started = time.perf_counter()
     print(f"warden bench ({'quick' if quick else 'full'}): {env['cpus']} CPUs, Python {env['python']}, "
-          f"faust-streaming {env['versions']['faust-streaming']}")
+          f"faust-streaming {env['versions']['faust-streaming']}, store {store}")
     print(f"  {'what':<51} {'figure':>14} {'unit':<10} note")
-    for name in sections:
-        SECTIONS[name](report, quick)
+    failure: BenchFailure | None = None
+    try:
+        if "core" in sections:
+            bench_core(report, quick)
+        run_stack(sections, quick, report, progress, workers=workers, store=store)
+    except BenchFailure as exc:
+        failure = exc
+    finally:
+        done_progress()
+    report.add("total", "bench duration", round(time.perf_counter() - started, 1), "s", "")
     if json_path:
+        report.figures["result"] = {"value": "FAILED" if failure else "ok", "unit": "",
+                                    "note": str(failure) if failure else ""}
         report.write(json_path)
         print(f"figures written to {json_path}")
+    if failure is not None:
+        raise failure
     return report

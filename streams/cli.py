@@ -223,11 +223,19 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from streams.bench import SECTIONS, run_bench
 
+    from streams.bench_stack import BenchFailure
+
     sections = args.sections.split(",") if args.sections else list(SECTIONS)
     unknown = [s for s in sections if s not in SECTIONS]
     if unknown:
         raise UserError(f"unknown bench section {', '.join(unknown)} (known: {', '.join(SECTIONS)})")
-    run_bench(sections, args.quick, args.json)
+    if args.workers < 1:
+        raise UserError("--workers must be at least 1")
+    try:
+        run_bench(sections, args.quick, args.json, workers=args.workers, store=args.store)
+    except BenchFailure as exc:
+        print(f"warden bench: FAILED: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -270,7 +278,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bench", help="measure throughput, latency, start-up and memory")
     p.add_argument("--quick", action="store_true", help="a smaller run, for development")
     p.add_argument("--json", metavar="PATH", help="also write the figures as JSON")
-    p.add_argument("--sections", help="comma-separated sections to run (default: all)")
+    p.add_argument("--sections", help="comma-separated sections to run (default: all): core, ceiling, "
+                   "faust, worker, workers, latency, startup, memory")
+    p.add_argument("--workers", type=int, default=2, help="worker processes in the `workers` section (d)")
+    p.add_argument("--store", choices=("memory", "rocksdb"), default="memory",
+                   help="the workers' table store (WARDEN_STORE)")
     p.set_defaults(func=cmd_bench)
 
     return parser

@@ -127,6 +127,9 @@ class Settings:
     """WARDEN_TICK_INTERVAL: seconds between deadline sweeps under the wall clock."""
     log_level: str = "warning"
     """WARDEN_LOG_LEVEL: the worker's log level."""
+    max_task_idle_s: float = 2.0
+    """WARDEN_MAX_TASK_IDLE: seconds a partition's merge waits for an input topic that has
+    unread records before it goes on without it (Kafka Streams' max.task.idle.ms)."""
     instance_id: str | None = None
     """WARDEN_INSTANCE_ID: a stable name per worker (static group membership): a worker
     restarted under the same name takes its partitions back without waiting for the
@@ -157,6 +160,7 @@ ENVIRONMENT: Mapping[str, tuple[str, Callable[[str, str], object]]] = {
     "WARDEN_MAX_FUTURE_SKEW": ("max_future_skew_s", _positive_float),
     "WARDEN_TICK_INTERVAL": ("tick_interval_s", _positive_float),
     "WARDEN_LOG_LEVEL": ("log_level", _choice("debug", "info", "warning", "error", "critical")),
+    "WARDEN_MAX_TASK_IDLE": ("max_task_idle_s", _positive_float),
     "WARDEN_INSTANCE_ID": ("instance_id", _prefix),
 }
 assert {f for f, _ in ENVIRONMENT.values()} == {f.name for f in fields(Settings)}

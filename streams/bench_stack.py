@@ -1,0 +1,631 @@
+"""The benchmark's broker-backed sections, (a)-(g) of `warden bench`, side by side in one run.
+
+One broker (an embedded Tansu, or KAFKA_BOOTSTRAP_SERVERS when set), one data set loaded
+under a fresh topic prefix per run, so no run reads another's records:
+- (a) ceiling: a raw aiokafka consumer draining the input topics;
+- (b) faust:   a Faust agent that does nothing, same topics, Warden's Faust settings;
+- (c) worker:  `warden worker` end to end; its outputs are counted and must equal what
+               the decision core publishes for the same data set, or the run fails;
+- (d) workers: N worker processes sharing the partitions (same check);
+- (e) latency: an open-loop producer at 25/50/75 % of (c)'s rate against the caught-up
+               worker; broker timestamp of the input -> timestamp of the output it caused;
+- (f) startup: process start -> ready, and kill -9 under load -> the replacement caught up;
+- (g) memory:  the worker's peak RSS, and state bytes per seller and per order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import shutil
+import threading
+import time
+import urllib.request
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from confluent_kafka import Consumer, TopicPartition
+
+from agents.pipeline import partition_for
+from rules.policy import load_policy
+from schemas.codec import Codec
+from streams import bench_data
+from streams import topics as T
+from streams.embedded import StackError, free_port, start_tansu, stop, wait_healthy
+from streams.publisher import producer
+from streams.settings import load_settings
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class BenchFailure(RuntimeError):
+    """A run that did not do its work correctly (e.g. wrong output count): the bench fails."""
+
+
+@dataclass
+class Plan:
+    events: int
+    sellers: int
+    partitions: int = 4
+    repeats: int = 3
+    latency_seconds: float = 15.0
+    workers: int = 2
+    store: str = "memory"
+
+    @classmethod
+    def of(cls, quick: bool, workers: int, store: str) -> "Plan":
+        if quick:
+            return cls(events=40_000, sellers=2_000, repeats=1, latency_seconds=4.0, workers=workers, store=store)
+        return cls(events=1_000_000, sellers=20_000, repeats=3, latency_seconds=15.0, workers=workers, store=store)
+
+
+@dataclass
+class Context:
+    """The shared parts of a run: broker, data set, expected outputs, figures so far."""
+
+    plan: Plan
+    servers: str
+    workdir: Path
+    progress: Callable[[str], None]
+    data: bench_data.Dataset | None = None
+    expected: bench_data.Expected | None = None
+    figures: dict[str, float] = field(default_factory=dict)
+    worker: "WorkerRun | None" = None  # the caught-up worker of (c), used by (e), (f), (g)
+    loaded: list[str] = field(default_factory=list)
+
+    def fresh_prefix(self) -> str:
+        """A new prefix with the data set loaded on its input topics."""
+        assert self.data is not None
+        prefix = f"bench{uuid.uuid4().hex[:8]}."
+        settings = load_settings({"KAFKA_BOOTSTRAP_SERVERS": self.servers, "WARDEN_TOPIC_PREFIX": prefix,
+                                  "WARDEN_PARTITIONS": str(self.plan.partitions)})
+        from streams.admin import ensure_topics
+
+        ensure_topics(settings)
+        bench_data.load(self.data, self.servers, prefix, self.progress)
+        self.loaded.append(prefix)
+        return prefix
+
+
+# --- processes ----------------------------------------------------------------------------
+
+class WorkerRun:
+    """One `warden worker` process on a prefix, under the event clock."""
+
+    def __init__(self, ctx: Context, prefix: str, app_id: str, instance: str, extra_env: dict[str, str] | None = None):
+        self.ctx = ctx
+        self.prefix = prefix
+        self.port = free_port()
+        self.log = ctx.workdir / f"worker-{app_id}-{instance}.log"
+        self.env = dict(os.environ)
+        self.env.update(
+            KAFKA_BOOTSTRAP_SERVERS=ctx.servers, WARDEN_TOPIC_PREFIX=prefix, WARDEN_APP_ID=app_id,
+            WARDEN_WEB_PORT=str(self.port), WARDEN_DATA_DIR=str(ctx.workdir / f"data-{app_id}-{instance}"),
+            WARDEN_CLOCK="event", WARDEN_PARTITIONS=str(ctx.plan.partitions), WARDEN_STORE=ctx.plan.store,
+            WARDEN_INSTANCE_ID=instance, WARDEN_LOG_LEVEL="warning",
+            PYTHONPATH=os.pathsep.join(p for p in (os.environ.get("PYTHONPATH"), str(ROOT)) if p),
+        )
+        self.env.update(extra_env or {})
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.started = 0.0
+        self.ready_seconds = 0.0
+
+    def start(self) -> "WorkerRun":
+        out = open(self.log, "ab")
+        self.started = time.monotonic()
+        self.proc = subprocess.Popen([sys.executable, "-m", "streams.cli", "worker"], env=self.env,
+                                     stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        return self
+
+    def wait_ready(self, timeout: float = 120.0) -> float:
+        assert self.proc is not None
+        wait_healthy(self.port, self.proc, timeout=timeout, log_path=self.log)
+        self.ready_seconds = time.monotonic() - self.started
+        return self.ready_seconds
+
+    def metric(self, name: str) -> float:
+        """The sum of a Prometheus metric's samples (0 if the worker does not answer)."""
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=2) as resp:
+                text = resp.read().decode()
+        except OSError:
+            return 0.0
+        total = 0.0
+        for line in text.splitlines():
+            if line.startswith(name + "{") or line.startswith(name + " "):
+                total += float(line.rsplit(" ", 1)[1])
+        return total
+
+    def peak_rss(self) -> int:
+        """The process's peak resident set size, in bytes."""
+        assert self.proc is not None
+        try:
+            with open(f"/proc/{self.proc.pid}/status") as fh:
+                for line in fh:
+                    if line.startswith("VmHWM:"):
+                        return int(line.split()[1]) * 1024
+        except OSError:
+            pass
+        return 0
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            stop(self.proc, timeout=5)
+
+
+def highwaters(servers: str, topics: list[str], partitions: int) -> dict[str, int]:
+    """The sum over partitions of each topic's end offset."""
+    consumer = Consumer({"bootstrap.servers": servers, "group.id": "warden-bench-probe"})
+    try:
+        out = {}
+        for topic in topics:
+            total = 0
+            for p in range(partitions):
+                try:
+                    _, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=5)
+                except Exception:
+                    high = 0
+                total += max(0, high)
+            out[topic] = total
+        return out
+    finally:
+        consumer.close()
+
+
+OUTPUTS = (T.SELLER_METRICS, T.ENFORCEMENTS, T.NOTIFICATIONS, T.DEAD_LETTER, T.REKEYED)
+
+
+def published(ctx: Context, prefix: str) -> dict[str, int]:
+    ends = highwaters(ctx.servers, [prefix + t for t in OUTPUTS], ctx.plan.partitions)
+    return {t: n for t in OUTPUTS if (n := ends[prefix + t])}
+
+
+def drain(ctx: Context, workers: list[WorkerRun], prefix: str, label: str) -> float:
+    """Wait until the workers have handled every input and published every expected
+    output; return the seconds from the first worker ready to then. Fails on a stall."""
+    assert ctx.expected is not None and ctx.data is not None
+    want_events = len(ctx.data)
+    want_outputs = sum(ctx.expected.outputs.values())
+    start = min(w.started + w.ready_seconds for w in workers)
+    last_change, last = time.monotonic(), (-1.0, -1)
+    while True:
+        handled = sum(w.metric("warden_events_total") for w in workers)
+        out = sum(published(ctx, prefix).values())
+        now = time.monotonic()
+        if handled >= want_events and out >= want_outputs:
+            elapsed = now - start
+            break
+        if (handled, out) != last:
+            last, last_change = (handled, out), now
+            ctx.progress(f"{label}: {int(handled):,} of {want_events:,} events, {out:,} of {want_outputs:,} outputs")
+        elif now - last_change > 20:
+            elapsed = now - start
+            break
+        for w in workers:
+            if w.proc is not None and w.proc.poll() is not None:
+                raise BenchFailure(f"{label}: a worker exited (code {w.proc.returncode}); see {w.log}")
+        time.sleep(0.05)
+    time.sleep(1.0)  # anything beyond the expected outputs shows up too
+    problems = ctx.expected.check(published(ctx, prefix))
+    if problems:
+        raise BenchFailure(f"{label}: output count check FAILED: " + "; ".join(problems))
+    return elapsed
+
+
+# --- (a) the ceiling ------------------------------------------------------------------------
+
+async def _aiokafka_drain(servers: str, topics: list[str], partitions: int, expect: int) -> float:
+    from aiokafka import AIOKafkaConsumer
+    from aiokafka.structs import TopicPartition as TP
+
+    consumer = AIOKafkaConsumer(bootstrap_servers=servers, enable_auto_commit=False, group_id=None,
+                                max_partition_fetch_bytes=4 << 20, fetch_max_bytes=64 << 20)
+    await consumer.start()
+    try:
+        tps = [TP(t, p) for t in topics for p in range(partitions)]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        count, started = 0, time.perf_counter()
+        while count < expect:
+            batch = await consumer.getmany(timeout_ms=1000, max_records=50_000)
+            count += sum(len(v) for v in batch.values())
+            if time.perf_counter() - started > 300:
+                raise BenchFailure(f"ceiling: read {count:,} of {expect:,} records in 300 s")
+        return time.perf_counter() - started
+    finally:
+        await consumer.stop()
+
+
+def section_ceiling(ctx: Context, report: Any, prefix: str) -> None:
+    import uvloop
+
+    assert ctx.data is not None
+    topics = [prefix + t for t in T.INPUT_TOPICS]
+    runs = []
+    for r in range(ctx.plan.repeats):
+        ctx.progress(f"(a) ceiling: aiokafka drain, run {r + 1}/{ctx.plan.repeats}")
+        seconds = uvloop.run(_aiokafka_drain(ctx.servers, topics, ctx.plan.partitions, len(ctx.data)))
+        runs.append(len(ctx.data) / seconds)
+    rate = statistics.median(runs)
+    ctx.figures["a"] = rate
+    report.add("a", "raw aiokafka consumer (ceiling)", rate, "events/s", _spread_note(runs) + "; ratio 1.00")
+
+
+# --- (b) a do-nothing Faust agent -------------------------------------------------------------
+
+def section_faust(ctx: Context, report: Any, prefix: str) -> None:
+    assert ctx.data is not None
+    runs = []
+    for r in range(ctx.plan.repeats):
+        ctx.progress(f"(b) do-nothing Faust agent, run {r + 1}/{ctx.plan.repeats}")
+        env = dict(os.environ, KAFKA_BOOTSTRAP_SERVERS=ctx.servers, WARDEN_TOPIC_PREFIX=prefix,
+                   WARDEN_APP_ID=f"nothing{uuid.uuid4().hex[:6]}", WARDEN_PARTITIONS=str(ctx.plan.partitions),
+                   WARDEN_BENCH_EXPECT=str(len(ctx.data)), WARDEN_DATA_DIR=str(ctx.workdir / "faust-data"),
+                   PYTHONPATH=os.pathsep.join(p for p in (os.environ.get("PYTHONPATH"), str(ROOT)) if p))
+        log = ctx.workdir / f"faust-{r}.log"
+        result_path = ctx.workdir / f"faust-{r}.json"
+        env["WARDEN_BENCH_RESULT"] = str(result_path)
+        with open(log, "ab") as out:
+            try:
+                done = subprocess.run([sys.executable, "-m", "streams.bench_faust"], env=env, stdout=out,
+                                      stderr=subprocess.STDOUT, timeout=600)
+            except subprocess.TimeoutExpired:
+                raise BenchFailure(f"faust: the do-nothing agent did not drain the topics in 600 s; see {log}")
+        if not result_path.exists():
+            raise BenchFailure(f"faust: the do-nothing agent exited (code {done.returncode}) without a result; see {log}")
+        result = json.loads(result_path.read_text())
+        runs.append(result["events"] / result["seconds"])
+    rate = statistics.median(runs)
+    ctx.figures["b"] = rate
+    report.add("b", "Faust agent doing nothing", rate, "events/s", _spread_note(runs) + _ratio(ctx, rate))
+
+
+# --- (c) Warden end to end ----------------------------------------------------------------
+
+def section_worker(ctx: Context, report: Any) -> None:
+    assert ctx.data is not None
+    runs, readies = [], []
+    for r in range(ctx.plan.repeats):
+        prefix = ctx.fresh_prefix()
+        ctx.progress(f"(c) worker end to end, run {r + 1}/{ctx.plan.repeats}")
+        w = WorkerRun(ctx, prefix, "warden", "w1").start()
+        try:
+            readies.append(w.wait_ready())
+            seconds = drain(ctx, [w], prefix, f"(c) run {r + 1}")
+            runs.append(len(ctx.data) / seconds)
+        except BaseException:
+            w.stop()
+            raise
+        if ctx.worker is not None:
+            ctx.worker.stop()
+        ctx.worker = w  # the last one stays up for (e), (f), (g)
+    rate = statistics.median(runs)
+    ctx.figures["c"] = rate
+    ctx.figures["ready"] = statistics.median(readies)
+    assert ctx.expected is not None
+    outputs = sum(ctx.expected.outputs.values())
+    report.add("c", "Warden worker, end to end", rate, "events/s",
+               _spread_note(runs) + _ratio(ctx, rate) + _vs_b(ctx, rate))
+    report.add("c", "outputs published per run (checked)", outputs, "records",
+               ", ".join(f"{t.split('.')[-1]} {n:,}" for t, n in sorted(ctx.expected.outputs.items())))
+
+
+# --- (d) several workers ------------------------------------------------------------------
+
+def section_workers(ctx: Context, report: Any) -> None:
+    assert ctx.data is not None
+    n = ctx.plan.workers
+    prefix = ctx.fresh_prefix()
+    ctx.progress(f"(d) {n} workers sharing {ctx.plan.partitions} partitions")
+    ws = [WorkerRun(ctx, prefix, "warden", f"w{i + 1}").start() for i in range(n)]
+    try:
+        for w in ws:
+            w.wait_ready()
+        seconds = drain(ctx, ws, prefix, f"(d) {n} workers")
+    finally:
+        for w in ws:
+            w.stop()
+    rate = len(ctx.data) / seconds
+    ctx.figures["d"] = rate
+    note = _ratio(ctx, rate)
+    if "c" in ctx.figures:
+        note += f"; {rate / ctx.figures['c']:.2f}x one worker"
+    report.add("d", f"{n} workers sharing the partitions", rate, "events/s", note.lstrip("; "))
+
+
+# --- (e) latency ----------------------------------------------------------------------------
+
+class Probe:
+    """Open-loop probe orders for `probe-*` sellers, and a consumer timing their outputs."""
+
+    def __init__(self, ctx: Context, prefix: str) -> None:
+        self.ctx = ctx
+        self.prefix = prefix
+        self.codec = Codec()
+        self.sent: dict[tuple[str, int], float] = {}  # (seller, placed_at) -> send time (s)
+        self.received: list[tuple[bytes, bytes, float, float]] = []  # key, value, record ts, receive time
+        self.next_time = max(int(time.time() * 1000), ctx.data.end_ms if ctx.data else 0) + 1
+        self._stop = threading.Event()
+        self._consumer_thread: threading.Thread | None = None
+        self.seq = 0
+
+    def start_consumer(self) -> None:
+        topic = self.prefix + T.SELLER_METRICS
+        consumer = Consumer({"bootstrap.servers": self.ctx.servers, "group.id": f"bench-{uuid.uuid4().hex[:6]}",
+                             "enable.auto.commit": False, "fetch.wait.max.ms": 5, "fetch.min.bytes": 1})
+        ends = []
+        for p in range(self.ctx.plan.partitions):
+            _, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=5)
+            ends.append(TopicPartition(topic, p, max(0, high)))
+        consumer.assign(ends)
+
+        def run() -> None:
+            try:
+                while not self._stop.is_set():
+                    for msg in consumer.consume(10_000, 0.05):
+                        if msg.error() is None and msg.key() and msg.key().startswith(b"probe-"):
+                            self.received.append((msg.key(), msg.value(), msg.timestamp()[1] / 1000, time.time()))
+            finally:
+                consumer.close()
+
+        self._consumer_thread = threading.Thread(target=run, daemon=True)
+        self._consumer_thread.start()
+
+    def stop_consumer(self) -> None:
+        self._stop.set()
+        if self._consumer_thread is not None:
+            self._consumer_thread.join(5)
+
+    def send(self, rate: float, seconds: float, until: Callable[[], bool] | None = None) -> int:
+        """Send probe orders at `rate`/s for `seconds` (or until `until()`); open loop: the
+        schedule never waits for the worker."""
+        prod = producer(self.ctx.servers, **{"linger.ms": 0})
+        partitions = self.ctx.plan.partitions
+        total = int(rate * seconds)
+        topic = self.prefix + T.RECORD_TOPIC["OrderPlaced"]
+        records = []
+        for i in range(total):
+            seller = f"probe-{(self.seq + i) % 1000:04d}"
+            placed = self.next_time + i
+            value = self.codec.encode("OrderPlaced", {
+                "event_id": f"probe-ev-{self.seq + i}", "order_id": f"probe-o-{self.seq + i}", "seller_id": seller,
+                "buyer_id": f"buyer-{i % 5000}", "show_id": None, "amount_cents": 1000, "currency": "USD",
+                "placed_at": placed, "ship_by": None})
+            key = seller.encode()
+            records.append((key, partition_for(key, partitions), value, seller, placed))
+        self.seq += total
+        self.next_time += total + 1
+        started = time.perf_counter()
+        sent = 0
+        while sent < total:
+            due = min(total, int((time.perf_counter() - started) * rate) + 1)
+            while sent < due:
+                key, partition, value, seller, placed = records[sent]
+                self.sent[(seller, placed)] = time.time()
+                prod.produce(topic, key=key, value=value, partition=partition)
+                sent += 1
+            prod.poll(0)
+            if until is not None and until():
+                break
+            time.sleep(0.0005)
+        prod.flush(30)
+        return sent
+
+    def latencies(self, since: float = 0.0) -> tuple[list[float], list[float], int]:
+        """(publication latencies, receive latencies) in ms, of probes sent after `since`,
+        and how many of those probes have no output."""
+        published_ms, received_ms = [], []
+        seen = set()
+        for key, value, ts, received_at in list(self.received):
+            _, record = self.codec.decode(value)
+            sent = self.sent.get((record["seller_id"], record["as_of"]))
+            if sent is None or sent < since or (record["seller_id"], record["as_of"]) in seen:
+                continue
+            seen.add((record["seller_id"], record["as_of"]))
+            published_ms.append((ts - sent) * 1000)
+            received_ms.append((received_at - sent) * 1000)
+        wanted = sum(1 for t in self.sent.values() if t >= since)
+        return published_ms, received_ms, wanted - len(seen)
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def section_latency(ctx: Context, report: Any) -> None:
+    if ctx.worker is None or "c" not in ctx.figures:
+        raise BenchFailure("latency needs the worker section (c) in the same run")
+    probe = Probe(ctx, ctx.worker.prefix)
+    probe.start_consumer()
+    try:
+        for load in (0.25, 0.50, 0.75):
+            rate = ctx.figures["c"] * load
+            ctx.progress(f"(e) latency at {load:.0%} of (c): {rate:,.0f} events/s for {ctx.plan.latency_seconds:.0f} s")
+            since = time.time()
+            probe.send(rate, ctx.plan.latency_seconds)
+            deadline = time.time() + 10
+            while time.time() < deadline:
+                _, _, missing = probe.latencies(since)
+                if missing == 0:
+                    break
+                time.sleep(0.2)
+            pub, rec, missing = probe.latencies(since)
+            label = f"{int(load * 100)}%"
+            p50, p99, p999 = (percentile(pub, q) for q in (0.5, 0.99, 0.999))
+            ctx.figures[f"p99_{label}"] = p99
+            report.add("e", f"latency at {label} load ({rate:,.0f}/s): p50", p50, "ms",
+                       f"{len(pub):,} probes; {missing} without output")
+            report.add("e", f"latency at {label} load: p99", p99, "ms",
+                       f"as received by a consumer: p99 {percentile(rec, 0.99):.1f} ms"
+                       + ("; target <= 50" if load == 0.5 else ""))
+            report.add("e", f"latency at {label} load: p999", p999, "ms", "")
+            if missing > len(pub) * 0.01 + 1:
+                raise BenchFailure(f"latency: {missing} of {missing + len(pub)} probes at {label} got no output")
+    finally:
+        probe.stop_consumer()
+
+
+# --- (f) start-up and recovery -------------------------------------------------------------
+
+def section_startup(ctx: Context, report: Any) -> None:
+    if ctx.worker is None or "c" not in ctx.figures:
+        raise BenchFailure("start-up and recovery need the worker section (c) in the same run")
+    report.add("f", "start-up: process start -> ready", ctx.figures["ready"], "s", "median of (c)'s runs; target <= 5")
+    w = ctx.worker
+    ctx.figures["rss"] = w.peak_rss()
+    probe = Probe(ctx, w.prefix)
+    probe.start_consumer()
+    rate = ctx.figures["c"] * 0.25
+    killed: dict[str, float] = {}
+    replacement: list[WorkerRun] = []
+
+    def caught_up() -> bool:
+        if "at" not in killed:
+            return False
+        pub, rec, _ = probe.latencies(killed["at"])
+        return any(r <= 250 for r in rec)
+
+    def kill_and_replace() -> None:
+        time.sleep(2.0)
+        killed["at"] = time.time()
+        w.kill()
+        r = WorkerRun(ctx, w.prefix, "warden", "w1")
+        r.env = dict(w.env)  # the same group member, data directory and port
+        r.port, r.log = w.port, w.log
+        replacement.append(r.start())
+        r.wait_ready()
+        killed["ready"] = time.time()
+
+    ctx.progress(f"(f) recovery: kill -9 under {rate:,.0f} events/s, then a replacement")
+    killer = threading.Thread(target=kill_and_replace, daemon=True)
+    killer.start()
+    try:
+        probe.send(rate, 120.0, until=lambda: caught_up())
+        killer.join(60)
+        deadline = time.time() + 60
+        while not caught_up() and time.time() < deadline:
+            time.sleep(0.1)
+        if "ready" not in killed or not caught_up():
+            raise BenchFailure("recovery: the replacement worker did not catch up within 60 s"
+                               + (f"; see {replacement[0].log}" if replacement else ""))
+        pub, rec, _ = probe.latencies(killed["at"])
+        first = min(received_at for key, value, ts, received_at in probe.received
+                    if received_at >= killed["at"] and (received_at - probe.sent.get(
+                        ((rv := probe.codec.decode(value)[1])["seller_id"], rv["as_of"]), 0)) <= 0.25)
+        ready = killed["ready"] - killed["at"]
+        recovery = first - killed["at"]
+    finally:
+        probe.stop_consumer()
+        ctx.worker = replacement[0] if replacement else None
+        w.stop()
+    ctx.figures["recovery"] = recovery
+    state = ctx.expected.state if ctx.expected else {}
+    report.add("f", "recovery: kill -9 -> replacement ready", ready, "s",
+               f"{ctx.plan.store} store; tables of {len(ctx.data or []):,} events")
+    report.add("f", "recovery: kill -9 -> caught up", recovery, "s",
+               f"output latency back under 250 ms; target <= 10; {state.get('sellers', 0):,} sellers")
+
+
+# --- (g) memory -----------------------------------------------------------------------------
+
+def section_memory(ctx: Context, report: Any) -> None:
+    assert ctx.expected is not None
+    state = ctx.expected.state
+    rss = ctx.figures.get("rss") or (ctx.worker.peak_rss() if ctx.worker else 0)
+    if rss:
+        report.add("g", "worker peak RSS", round(rss / 2**20, 1), "MiB",
+                   f"after (c) and (e), {len(ctx.data or []):,} events")
+    report.add("g", "state bytes per seller ring (median)", state["seller_ring_median"], "B",
+               f"max {state['seller_ring_max']} B; target <= 2048")
+    report.add("g", "state bytes per seller, all tables (mean)", state["per_seller_all"], "B",
+               f"{state['sellers']:,} sellers")
+    report.add("g", "state bytes per order held (mean)", state["per_order"], "B",
+               f"{state['orders_held']:,} held, {state['orders_in_window']:,} placed in window")
+
+
+# --- helpers --------------------------------------------------------------------------------
+
+def _spread_note(runs: list[float]) -> str:
+    if len(runs) < 2:
+        return "1 run"
+    m = statistics.median(runs)
+    return f"median of {len(runs)}, spread {(max(runs) - min(runs)) / m:.0%}"
+
+
+def _ratio(ctx: Context, rate: float) -> str:
+    return f"; ratio {rate / ctx.figures['a']:.3f} of (a)" if ctx.figures.get("a") else ""
+
+
+def _vs_b(ctx: Context, rate: float) -> str:
+    return f"; {rate / ctx.figures['b']:.2f}x (b), target >= 0.7" if ctx.figures.get("b") else ""
+
+
+STACK_SECTIONS = ("ceiling", "faust", "worker", "workers", "latency", "startup", "memory")
+
+
+def run_stack(sections: list[str], quick: bool, report: Any, progress: Callable[[str], None],
+              workers: int = 2, store: str = "memory") -> None:
+    """Run the requested broker-backed sections, in their fixed order, on one broker."""
+    wanted = [s for s in STACK_SECTIONS if s in sections]
+    if not wanted:
+        return
+    plan = Plan.of(quick, workers, store)
+    own_broker = None
+    servers = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    workdir = Path(os.environ.get("WARDEN_BENCH_DIR", ".warden/bench")).resolve()
+    shutil.rmtree(workdir, ignore_errors=True)  # logs and data of the last run only
+    workdir.mkdir(parents=True)
+    if True:
+        try:
+            if not servers:
+                port = free_port()
+                own_broker = start_tansu(port, workdir / "broker.log")
+                servers = f"127.0.0.1:{port}"
+            ctx = Context(plan, servers, workdir, progress)
+            started = time.perf_counter()
+            ctx.data = bench_data.build(plan.events, plan.sellers, plan.partitions, progress=progress)
+            policy = load_policy(os.environ.get("WARDEN_POLICY", str(ROOT / "rules" / "policy.yaml")))
+            ctx.expected = bench_data.expected_outputs(ctx.data, policy, progress)
+            report.add("setup", "data set: events", len(ctx.data), "",
+                       f"{plan.sellers:,} sellers, Zipf 1.0, {plan.partitions} partitions; "
+                       f"built in {time.perf_counter() - started:.0f} s")
+            try:
+                if "ceiling" in wanted or "faust" in wanted:
+                    prefix = ctx.fresh_prefix()
+                    if "ceiling" in wanted:
+                        section_ceiling(ctx, report, prefix)
+                    if "faust" in wanted:
+                        section_faust(ctx, report, prefix)
+                needs_worker = any(s in wanted for s in ("worker", "latency", "startup"))
+                if needs_worker:
+                    section_worker(ctx, report)
+                if "latency" in wanted:
+                    section_latency(ctx, report)
+                if "startup" in wanted:
+                    section_startup(ctx, report)
+                if "memory" in wanted:
+                    section_memory(ctx, report)
+                if "workers" in wanted:
+                    section_workers(ctx, report)
+            finally:
+                if ctx.worker is not None:
+                    ctx.worker.stop()
+        except StackError as exc:
+            raise BenchFailure(str(exc)) from None
+        finally:
+            if own_broker is not None:
+                stop(own_broker)
