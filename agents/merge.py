@@ -6,8 +6,10 @@ timing, and so could the decisions made on intermediate figures. The merge buffe
 (topic, partition) in offset order and releases the record with the lowest (timestamp,
 topic rank) among the heads, but only while every topic with nothing buffered has
 nothing unread either (asked of the consumer), or has kept the others waiting longer
-than `max_idle_s`. The processing order is then the records' timestamp order, the same
-on every run, on every worker, and in a replay through the core without a broker.
+than `max_idle_s` with no fetch progress on it (`fetched`, the consumer's position: a
+topic that is being fetched, however slowly while the worker catches up, is waited for).
+The processing order is then the records' timestamp order, the same on every run, on
+every worker, and in a replay through the core without a broker.
 """
 
 from __future__ import annotations
@@ -21,15 +23,17 @@ Item = TypeVar("Item")
 
 class TimestampMerge(Generic[Item]):
     def __init__(self, topics: tuple[str, ...], has_unread: Callable[[str, int, int | None], bool],
-                 max_idle_s: float = 2.0, clock: Callable[[], float] = time.monotonic) -> None:
+                 max_idle_s: float = 2.0, clock: Callable[[], float] = time.monotonic,
+                 fetched: Callable[[str, int], Any] = lambda topic, partition: None) -> None:
         self.rank = {t: i for i, t in enumerate(topics)}
         self.topics = topics
         self.has_unread = has_unread  # (topic, partition, last offset received or None) -> bool
         self.max_idle_s = max_idle_s
         self.clock = clock
+        self.fetched = fetched
         self.queues: dict[int, dict[str, deque[tuple[int, int, Item]]]] = {}
         self.received: dict[tuple[str, int], int] = {}
-        self.blocked_since: dict[int, float] = {}
+        self.blocked_since: dict[int, tuple[float, str, Any]] = {}  # partition -> (since, topic, fetched)
 
     def offer(self, topic: str, partition: int, offset: int, timestamp: int, item: Item) -> None:
         queues = self.queues.setdefault(partition, {})
@@ -71,10 +75,14 @@ class TimestampMerge(Generic[Item]):
                 continue
             if self.has_unread(topic, partition, self.received.get((topic, partition))):
                 now = self.clock()
-                since = self.blocked_since.setdefault(partition, now)
-                if now - since < self.max_idle_s:
+                position = self.fetched(topic, partition)
+                blocked = self.blocked_since.get(partition)
+                if blocked is None or blocked[1] != topic or blocked[2] != position:
+                    self.blocked_since[partition] = (now, topic, position)  # (still) coming
                     return True
-                return False  # waited long enough: go on without it, as Kafka Streams does
+                if now - blocked[0] < self.max_idle_s:
+                    return True
+                return False  # no progress for long enough: go on without it, as Kafka Streams does
             read_up.add(topic)
         self.blocked_since.pop(partition, None)
         return False

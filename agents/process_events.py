@@ -7,7 +7,7 @@ import time
 from typing import Any
 
 from agents.merge import TimestampMerge
-from agents.runtime import engine, has_unread, pipeline, publish, view
+from agents.runtime import engine, fetched, has_unread, pipeline, publish, view
 from streams import topics as T
 from streams.app import app, input_topic, settings
 from streams.observability import EVENT_TO_DECISION, PENDING_DEADLINES
@@ -18,7 +18,8 @@ log = logging.getLogger("warden")
 TICKS = settings.topic(T.TICKS)
 
 
-merge: TimestampMerge[Any] = TimestampMerge(pipeline.guarded, has_unread, max_idle_s=settings.max_task_idle_s)
+merge: TimestampMerge[Any] = TimestampMerge(pipeline.guarded, has_unread, max_idle_s=settings.max_task_idle_s,
+                                               fetched=fetched)
 
 
 def _rebuild_after_rebalance() -> None:

@@ -56,6 +56,11 @@ def has_unread(topic: str, partition: int, last_offset: int | None) -> bool:
     return (start or 0) < end
 
 
+def fetched(topic: str, partition: int) -> int | None:
+    """How far the consumer has fetched (topic, partition): changes while records come."""
+    return getattr(app.consumer, "_read_offset", {}).get(TP(topic, partition))
+
+
 def unread(partition: int) -> tuple[str, ...]:
     """The input topics whose partition `partition` has records not handled yet."""
     positions = pipeline.positions

@@ -127,7 +127,7 @@ class Settings:
     """WARDEN_TICK_INTERVAL: seconds between deadline sweeps under the wall clock."""
     log_level: str = "warning"
     """WARDEN_LOG_LEVEL: the worker's log level."""
-    max_task_idle_s: float = 2.0
+    max_task_idle_s: float = 30.0
     """WARDEN_MAX_TASK_IDLE: seconds a partition's merge waits for an input topic that has
     unread records before it goes on without it (Kafka Streams' max.task.idle.ms)."""
     instance_id: str | None = None
