@@ -15,11 +15,16 @@ import sys
 import time
 from typing import Any
 
-import faust
+import asyncio
+
+import uvloop
+
+asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())  # as the worker does, before any loop exists
+import faust  # noqa: E402
 
 from streams import topics as T
-from streams.app import app_options
-from streams.settings import load_settings
+from streams.app import app_options  # noqa: E402
+from streams.settings import load_settings  # noqa: E402
 
 settings = load_settings()
 EXPECT = int(os.environ.get("WARDEN_BENCH_EXPECT", "0"))

@@ -71,6 +71,13 @@ def cmd_worker(args: argparse.Namespace) -> int:
         ensure_topics(settings)
     except TopicLayoutError as exc:
         raise UserError(str(exc)) from None
+    import asyncio
+
+    import uvloop
+
+    # before anything creates a loop: Faust's --loop option comes too late once the app
+    # module (imported below) has made asyncio objects
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     from agents.worker import app
 
     if settings.log_level != "debug":
