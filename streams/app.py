@@ -29,6 +29,26 @@ class QuickTableManager(TableManager):
             await self.recovery.start()
 
 
+def use_fetch_max_wait(ms: int) -> None:
+    """Faust's aiokafka driver builds its consumer with fetch_max_wait_ms=1500, not a
+    setting; give the consumers of this process `ms` instead."""
+    import aiokafka
+
+    base = getattr(aiokafka.AIOKafkaConsumer, "_warden_base", aiokafka.AIOKafkaConsumer)
+
+    class Consumer(base):  # type: ignore[misc, valid-type]
+        _warden_base = base
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            kwargs["fetch_max_wait_ms"] = ms
+            super().__init__(*args, **kwargs)
+
+    aiokafka.AIOKafkaConsumer = Consumer  # type: ignore[misc]
+
+
+use_fetch_max_wait(settings.fetch_max_wait_ms)
+
+
 def app_options(settings: Settings) -> dict[str, Any]:
     """The Faust settings of a Warden worker (also the benchmark's do-nothing baseline)."""
     return dict(

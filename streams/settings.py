@@ -127,6 +127,10 @@ class Settings:
     """WARDEN_TICK_INTERVAL: seconds between deadline sweeps under the wall clock."""
     log_level: str = "warning"
     """WARDEN_LOG_LEVEL: the worker's log level."""
+    fetch_max_wait_ms: int = 20
+    """WARDEN_FETCH_MAX_WAIT_MS: the longest a fetch waits at the end of a log for new
+    records. Faust fixes it at 1500; a broker that answers only when it expires (Tansu)
+    then adds up to 1.5 s to every decision."""
     max_task_idle_s: float = 30.0
     """WARDEN_MAX_TASK_IDLE: seconds a partition's merge waits for an input topic that has
     unread records before it goes on without it (Kafka Streams' max.task.idle.ms)."""
@@ -160,6 +164,7 @@ ENVIRONMENT: Mapping[str, tuple[str, Callable[[str, str], object]]] = {
     "WARDEN_MAX_FUTURE_SKEW": ("max_future_skew_s", _positive_float),
     "WARDEN_TICK_INTERVAL": ("tick_interval_s", _positive_float),
     "WARDEN_LOG_LEVEL": ("log_level", _choice("debug", "info", "warning", "error", "critical")),
+    "WARDEN_FETCH_MAX_WAIT_MS": ("fetch_max_wait_ms", _positive_int),
     "WARDEN_MAX_TASK_IDLE": ("max_task_idle_s", _positive_float),
     "WARDEN_INSTANCE_ID": ("instance_id", _prefix),
 }
