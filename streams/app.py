@@ -74,6 +74,7 @@ def app_options(settings: Settings) -> dict[str, Any]:
         stream_wait_empty=False,
         stream_buffer_maxsize=16_384,
         table_cleanup_interval=3600.0,
+        recovery_consistency_check=settings.recovery_check == "on",
         TableManager=QuickTableManager,
         logging_config=None,
     )

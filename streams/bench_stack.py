@@ -64,9 +64,10 @@ class Plan:
             plan = cls(events=20_000, sellers=2_000, repeats=1, latency_seconds=3.0, workers=workers, store=store)
         else:
             plan = cls(events=1_000_000, sellers=20_000, repeats=3, latency_seconds=15.0, workers=workers, store=store)
-        # WARDEN_BENCH_EVENTS / WARDEN_BENCH_SELLERS: another data-set size, for development
+        # WARDEN_BENCH_EVENTS / _SELLERS / _REPEATS: another size or number of repeats
         plan.events = int(os.environ.get("WARDEN_BENCH_EVENTS", plan.events))
         plan.sellers = int(os.environ.get("WARDEN_BENCH_SELLERS", plan.sellers))
+        plan.repeats = int(os.environ.get("WARDEN_BENCH_REPEATS", plan.repeats))
         return plan
 
 
@@ -83,6 +84,7 @@ class Context:
     figures: dict[str, float] = field(default_factory=dict)
     worker: "WorkerRun | None" = None  # the caught-up worker of (c), used by (e), (f), (g)
     loaded: list[str] = field(default_factory=list)
+    own_broker: bool = False  # an embedded Tansu (see WARDEN_RECOVERY_CHECK)
 
     def fresh_prefix(self) -> str:
         """A new prefix with the data set loaded on its input topics."""
@@ -114,6 +116,7 @@ class WorkerRun:
             WARDEN_WEB_PORT=str(self.port), WARDEN_DATA_DIR=str(ctx.workdir / f"data-{app_id}-{instance}"),
             WARDEN_CLOCK="event", WARDEN_PARTITIONS=str(ctx.plan.partitions), WARDEN_STORE=ctx.plan.store,
             WARDEN_INSTANCE_ID=instance, WARDEN_LOG_LEVEL="warning",
+            WARDEN_RECOVERY_CHECK="off" if ctx.own_broker else "on",
             PYTHONPATH=os.pathsep.join(p for p in (os.environ.get("PYTHONPATH"), str(ROOT)) if p),
         )
         self.env.update(extra_env or {})
@@ -613,7 +616,7 @@ def run_stack(sections: list[str], quick: bool, report: Any, progress: Callable[
                 port = free_port()
                 own_broker = start_tansu(port, workdir / "broker.log")
                 servers = f"127.0.0.1:{port}"
-            ctx = Context(plan, servers, workdir, progress)
+            ctx = Context(plan, servers, workdir, progress, own_broker=own_broker is not None)
             started = time.perf_counter()
             ctx.data = bench_data.build(plan.events, plan.sellers, plan.partitions, progress=progress)
             policy = load_policy(os.environ.get("WARDEN_POLICY", str(ROOT / "rules" / "policy.yaml")))

@@ -127,6 +127,10 @@ class Settings:
     """WARDEN_TICK_INTERVAL: seconds between deadline sweeps under the wall clock."""
     log_level: str = "warning"
     """WARDEN_LOG_LEVEL: the worker's log level."""
+    recovery_check: str = "on"
+    """WARDEN_RECOVERY_CHECK: `on` stops recovery when a table's stored offset is past its
+    changelog's end (a wiped changelog). `off` on Tansu, whose ListOffsets answers the last
+    batch's start, not the log's end, so the check misfires after a rebalance."""
     fetch_max_wait_ms: int = 20
     """WARDEN_FETCH_MAX_WAIT_MS: the longest a fetch waits at the end of a log for new
     records. Faust fixes it at 1500; a broker that answers only when it expires (Tansu)
@@ -165,6 +169,7 @@ ENVIRONMENT: Mapping[str, tuple[str, Callable[[str, str], object]]] = {
     "WARDEN_TICK_INTERVAL": ("tick_interval_s", _positive_float),
     "WARDEN_LOG_LEVEL": ("log_level", _choice("debug", "info", "warning", "error", "critical")),
     "WARDEN_FETCH_MAX_WAIT_MS": ("fetch_max_wait_ms", _positive_int),
+    "WARDEN_RECOVERY_CHECK": ("recovery_check", _choice("on", "off")),
     "WARDEN_MAX_TASK_IDLE": ("max_task_idle_s", _positive_float),
     "WARDEN_INSTANCE_ID": ("instance_id", _prefix),
 }
