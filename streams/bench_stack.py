@@ -182,7 +182,7 @@ def read_outputs(servers: str, prefix: str, partitions: int, idle_s: float = 1.5
     """Read every output topic from its start: (records, distinct records) per topic. The
     record bytes are deterministic, so an output published again (at-least-once, after a
     rebalance or a restart) is the same record: distinct records are what was decided.
-    (Read, not the brokers' end offsets: Tansu's ListOffsets can lag behind its log.)"""
+    (Read, not the brokers' end offsets: Tansu's ListOffsets can answer less than its log holds.)"""
     consumer = Consumer({"bootstrap.servers": servers, "group.id": f"bench-count-{uuid.uuid4().hex[:6]}",
                          "enable.auto.commit": False, "fetch.wait.max.ms": 50})
     topics = {prefix + t: t for t in OUTPUTS}

@@ -129,8 +129,8 @@ class Settings:
     """WARDEN_LOG_LEVEL: the worker's log level."""
     recovery_check: str = "on"
     """WARDEN_RECOVERY_CHECK: `on` stops recovery when a table's stored offset is past its
-    changelog's end (a wiped changelog). `off` on Tansu, whose ListOffsets answers the last
-    batch's start, not the log's end, so the check misfires after a rebalance."""
+    changelog's end (a wiped changelog). `off` on Tansu, whose ListOffsets can answer less
+    than the log's end, so the check misfires after a rebalance."""
     fetch_max_wait_ms: int = 20
     """WARDEN_FETCH_MAX_WAIT_MS: the longest a fetch waits at the end of a log for new
     records. Faust fixes it at 1500; a broker that answers only when it expires (Tansu)
