@@ -14,7 +14,7 @@ from faust.types import TP
 from agents.pipeline import Outgoing, Pipeline
 from rules.policy import load_policy
 from schemas.codec import Codec
-from streams.app import app, output_topics, settings
+from streams.app import app, settings
 from tables.engine import Engine
 from tables.faust_tables import declare_tables
 

@@ -15,7 +15,6 @@ under a fresh topic prefix per run, so no run reads another's records:
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import statistics
