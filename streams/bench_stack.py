@@ -189,7 +189,7 @@ def read_outputs(servers: str, prefix: str, partitions: int, idle_s: float = 1.5
         consumer.assign([TopicPartition(t, p, OFFSET_BEGINNING) for t in topics for p in range(partitions)])
         raw: dict[str, int] = {}
         seen: dict[str, set[int]] = {}
-        last = time.monotonic()
+        last = time.monotonic() + 30.0  # the first records may take a while (connect, large logs)
         while time.monotonic() - last < idle_s:
             messages = consumer.consume(50_000, 0.2)
             if messages:
