@@ -24,7 +24,7 @@ from importlib import metadata
 from typing import Any
 
 from rules.policy import Policy, load_policy
-from tables.engine import Engine, Stores
+from tables.engine import Engine
 
 HOUR = 3_600_000
 DAY = 24 * HOUR
@@ -121,20 +121,16 @@ def _state_sizes(policy: Policy, sellers: int, days: int, report: Report) -> Non
         if count % 20_000 == 0:
             progress(f"core: simulating {sellers} sellers over {days} days ({count:,} events)")
     done_progress()
-    stores: Stores = engine.stores
-    now = engine.stream_time(0) or 0
-    in_window = [o for o in stores.orders.values() if o.placed_at is not None and o.placed_at > now - policy.window_ms]
-    order_bytes = [len(k.encode()) + len(o.dumps()) for k, o in stores.orders.items()]
-    seller_bytes = [len(k.encode()) + len(s.dumps()) for k, s in stores.sellers.items()]
-    evidence_bytes = sum(len(k.encode()) + len(json.dumps(v)) for k, v in stores.evidence.items())
-    buyer_bytes = sum(len(k.encode()) + len(str(v)) for k, v in stores.defect_buyers.items())
+    from streams.bench_data import state_sizes
+
+    state = state_sizes(engine, policy)
     report.add("core", "simulated events", count)
-    report.add("core", "state bytes per seller ring (median)", int(statistics.median(seller_bytes)), "B",
-               f"max {max(seller_bytes)} B; target <= 2048")
-    report.add("core", "evidence + defect buyers per seller (mean)",
-               int((evidence_bytes + buyer_bytes) / max(1, len(seller_bytes))), "B", "bounded: 50 ids/metric")
-    report.add("core", "state bytes per order held (mean)", int(statistics.mean(order_bytes)), "B",
-               f"{len(order_bytes):,} held, {len(in_window):,} placed in window")
+    report.add("core", "state bytes per seller ring (median)", state["seller_ring_median"], "B",
+               f"max {state['seller_ring_max']} B; target <= 2048")
+    report.add("core", "evidence + defect buyers per seller (mean)", state["evidence_per_seller"], "B",
+               "bounded: 50 ids/metric")
+    report.add("core", "state bytes per order held (mean)", state["per_order"], "B",
+               f"{state['orders_held']:,} held, {state['orders_in_window']:,} placed in window")
 
 
 def bench_core(report: Report, quick: bool) -> None:

@@ -145,9 +145,9 @@ def state_sizes(engine: Engine, policy: Policy) -> dict[str, Any]:
     now = max((c[0] or 0) for c in engine._clocks.values()) if engine._clocks else 0
     order_bytes = [len(k.encode()) + len(o.dumps()) for k, o in stores.orders.items()]
     seller_bytes = [len(k.encode()) + len(s.dumps()) for k, s in stores.sellers.items()]
-    other = sum(len(k.encode()) + len(json.dumps(v)) for k, v in stores.evidence.items())
-    other += sum(len(k.encode()) + len(str(v)) for k, v in stores.defect_buyers.items())
-    other += sum(len(k.encode()) + len(h.dumps()) for k, h in stores.enforcement.items())
+    evidence = sum(len(k.encode()) + len(json.dumps(v)) for k, v in stores.evidence.items())
+    evidence += sum(len(k.encode()) + len(str(v)) for k, v in stores.defect_buyers.items())
+    other = evidence + sum(len(k.encode()) + len(h.dumps()) for k, h in stores.enforcement.items())
     in_window = sum(1 for o in stores.orders.values()
                     if o.placed_at is not None and o.placed_at > now - policy.window_ms)
     sellers = max(1, len(seller_bytes))
@@ -158,6 +158,7 @@ def state_sizes(engine: Engine, policy: Policy) -> dict[str, Any]:
         "seller_ring_median": int(statistics.median(seller_bytes)) if seller_bytes else 0,
         "seller_ring_max": max(seller_bytes, default=0),
         "per_seller_all": int((sum(seller_bytes) + other) / sellers),
+        "evidence_per_seller": int(evidence / sellers),
         "per_order": int(statistics.mean(order_bytes)) if order_bytes else 0,
         "total": sum(seller_bytes) + sum(order_bytes) + other,
     }

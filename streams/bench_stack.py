@@ -375,6 +375,9 @@ class Probe:
         self._stop = threading.Event()
         self._consumer_thread: threading.Thread | None = None
         self.seq = 0
+        self.answers: list[tuple[float, float, float]] = []
+        self._answered: set[tuple[str, int]] = set()
+        self._decoded = 0
 
     def start_consumer(self) -> None:
         topic = self.prefix + T.SELLER_METRICS
@@ -438,21 +441,33 @@ class Probe:
         prod.flush(30)
         return sent
 
+    def _answers(self) -> list[tuple[float, float, float]]:
+        """(sent, output timestamp, received) per answered probe, decoding only what
+        arrived since the last call (this runs inside the open-loop send schedule)."""
+        received = self.received
+        while self._decoded < len(received):
+            _, value, ts, received_at = received[self._decoded]
+            self._decoded += 1
+            _, record = self.codec.decode(value)
+            key = (record["seller_id"], record["as_of"])
+            sent = self.sent.get(key)
+            if sent is not None and key not in self._answered:
+                self._answered.add(key)
+                self.answers.append((sent, ts, received_at))
+        return self.answers
+
     def latencies(self, since: float = 0.0) -> tuple[list[float], list[float], int]:
         """(publication latencies, receive latencies) in ms, of probes sent after `since`,
         and how many of those probes have no output."""
-        published_ms, received_ms = [], []
-        seen = set()
-        for key, value, ts, received_at in list(self.received):
-            _, record = self.codec.decode(value)
-            sent = self.sent.get((record["seller_id"], record["as_of"]))
-            if sent is None or sent < since or (record["seller_id"], record["as_of"]) in seen:
-                continue
-            seen.add((record["seller_id"], record["as_of"]))
-            published_ms.append((ts - sent) * 1000)
-            received_ms.append((received_at - sent) * 1000)
+        answers = [a for a in self._answers() if a[0] >= since]
         wanted = sum(1 for t in self.sent.values() if t >= since)
-        return published_ms, received_ms, wanted - len(seen)
+        return ([(ts - sent) * 1000 for sent, ts, _ in answers],
+                [(received - sent) * 1000 for sent, _, received in answers], wanted - len(answers))
+
+    def first_answer_within(self, since: float, bound_s: float) -> float | None:
+        """When the first probe sent after `since` was answered within `bound_s`, if one was."""
+        times = [received for sent, _, received in self._answers() if sent >= since and received - sent <= bound_s]
+        return min(times) if times else None
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -514,10 +529,7 @@ def section_startup(ctx: Context, report: Any) -> None:
     bound_ms = max(250.0, ctx.figures.get("p99_25%", 250.0) or 250.0)
 
     def caught_up() -> bool:
-        if "at" not in killed:
-            return False
-        pub, rec, _ = probe.latencies(killed["at"])
-        return any(r <= bound_ms for r in rec)
+        return "at" in killed and probe.first_answer_within(killed["at"], bound_ms / 1000) is not None
 
     def kill_and_replace() -> None:
         time.sleep(2.0)
@@ -542,10 +554,8 @@ def section_startup(ctx: Context, report: Any) -> None:
         if "ready" not in killed or not caught_up():
             raise BenchFailure("recovery: the replacement worker did not catch up within 60 s"
                                + (f"; see {replacement[0].log}" if replacement else ""))
-        pub, rec, _ = probe.latencies(killed["at"])
-        first = min(received_at for key, value, ts, received_at in probe.received
-                    if received_at >= killed["at"] and (received_at - probe.sent.get(
-                        ((rv := probe.codec.decode(value)[1])["seller_id"], rv["as_of"]), 0)) <= bound_ms / 1000)
+        first = probe.first_answer_within(killed["at"], bound_ms / 1000)
+        assert first is not None
         ready = killed["ready"] - killed["at"]
         recovery = first - killed["at"]
     finally:
@@ -609,43 +619,42 @@ def run_stack(sections: list[str], quick: bool, report: Any, progress: Callable[
     workdir = Path(os.environ.get("WARDEN_BENCH_DIR", ".warden/bench")).resolve()
     shutil.rmtree(workdir, ignore_errors=True)  # logs and data of the last run only
     workdir.mkdir(parents=True)
-    if True:
+    try:
+        if not servers:
+            port = free_port()
+            own_broker = start_tansu(port, workdir / "broker.log")
+            servers = f"127.0.0.1:{port}"
+        ctx = Context(plan, servers, workdir, progress, own_broker=own_broker is not None)
+        started = time.perf_counter()
+        ctx.data = bench_data.build(plan.events, plan.sellers, plan.partitions, progress=progress)
+        policy = load_policy(os.environ.get("WARDEN_POLICY", str(ROOT / "rules" / "policy.yaml")))
+        ctx.expected = bench_data.expected_outputs(ctx.data, policy, progress)
+        report.add("setup", "data set: events", len(ctx.data), "",
+                   f"{plan.sellers:,} sellers, Zipf 1.0, {plan.partitions} partitions; "
+                   f"built in {time.perf_counter() - started:.0f} s")
         try:
-            if not servers:
-                port = free_port()
-                own_broker = start_tansu(port, workdir / "broker.log")
-                servers = f"127.0.0.1:{port}"
-            ctx = Context(plan, servers, workdir, progress, own_broker=own_broker is not None)
-            started = time.perf_counter()
-            ctx.data = bench_data.build(plan.events, plan.sellers, plan.partitions, progress=progress)
-            policy = load_policy(os.environ.get("WARDEN_POLICY", str(ROOT / "rules" / "policy.yaml")))
-            ctx.expected = bench_data.expected_outputs(ctx.data, policy, progress)
-            report.add("setup", "data set: events", len(ctx.data), "",
-                       f"{plan.sellers:,} sellers, Zipf 1.0, {plan.partitions} partitions; "
-                       f"built in {time.perf_counter() - started:.0f} s")
-            try:
-                if "ceiling" in wanted or "faust" in wanted:
-                    prefix = ctx.fresh_prefix()
-                    if "ceiling" in wanted:
-                        section_ceiling(ctx, report, prefix)
-                    if "faust" in wanted:
-                        section_faust(ctx, report, prefix)
-                needs_worker = any(s in wanted for s in ("worker", "latency", "startup"))
-                if needs_worker:
-                    section_worker(ctx, report)
-                if "latency" in wanted:
-                    section_latency(ctx, report)
-                if "startup" in wanted:
-                    section_startup(ctx, report)
-                if "memory" in wanted:
-                    section_memory(ctx, report)
-                if "workers" in wanted:
-                    section_workers(ctx, report)
-            finally:
-                if ctx.worker is not None:
-                    ctx.worker.stop()
-        except StackError as exc:
-            raise BenchFailure(str(exc)) from None
+            if "ceiling" in wanted or "faust" in wanted:
+                prefix = ctx.fresh_prefix()
+                if "ceiling" in wanted:
+                    section_ceiling(ctx, report, prefix)
+                if "faust" in wanted:
+                    section_faust(ctx, report, prefix)
+            needs_worker = any(s in wanted for s in ("worker", "latency", "startup"))
+            if needs_worker:
+                section_worker(ctx, report)
+            if "latency" in wanted:
+                section_latency(ctx, report)
+            if "startup" in wanted:
+                section_startup(ctx, report)
+            if "memory" in wanted:
+                section_memory(ctx, report)
+            if "workers" in wanted:
+                section_workers(ctx, report)
         finally:
-            if own_broker is not None:
-                stop(own_broker)
+            if ctx.worker is not None:
+                ctx.worker.stop()
+    except StackError as exc:
+        raise BenchFailure(str(exc)) from None
+    finally:
+        if own_broker is not None:
+            stop(own_broker)
