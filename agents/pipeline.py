@@ -51,7 +51,9 @@ class Outcome:
     """What handling one input record produced."""
 
     outputs: list[Outgoing] = field(default_factory=list)
-    views: dict[str, str] = field(default_factory=dict)  # seller_id -> metrics JSON for Redis
+    # seller_id -> (SellerMetrics record, evidence order ids): the Redis view, made into
+    # JSON when it is written, so only a seller's latest of each flush is serialized
+    views: dict[str, tuple[dict[str, Any], dict[str, list[str]]]] = field(default_factory=dict)
     actions: dict[str, dict[str, str]] = field(default_factory=dict)  # seller -> action_id -> JSON
     decisions: int = 0  # enforcement actions and notifications published
     record_name: str | None = None
@@ -200,9 +202,7 @@ class Pipeline:
             if isinstance(effect, PublishMetrics):
                 value = self.codec.encode("SellerMetrics", effect.record, self.prefix + T.SELLER_METRICS)
                 out.outputs.append(Outgoing(T.SELLER_METRICS, effect.seller_id.encode(), value))
-                view = dict(effect.record)
-                view["evidence_order_ids"] = effect.evidence
-                out.views[effect.seller_id] = json.dumps(view, separators=(",", ":"))
+                out.views[effect.seller_id] = (effect.record, effect.evidence)
                 SELLER_METRICS_PUBLISHED.inc()
             elif isinstance(effect, DecideAction):
                 r = effect.record

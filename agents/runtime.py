@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from typing import Any
@@ -154,7 +155,7 @@ class RedisView:
     def __init__(self, url: str, prefix: str) -> None:
         self.client = aioredis.from_url(url)
         self.prefix = f"{prefix}warden"
-        self.pending: dict[str, str] = {}
+        self.pending: dict[str, Any] = {}  # seller -> JSON, or (record, evidence) not yet serialized
         self.pending_actions: dict[str, dict[str, str]] = {}
         self._warned = False
 
@@ -164,8 +165,18 @@ class RedisView:
     def actions_key(self, seller_id: str) -> str:
         return f"{self.prefix}:seller:{seller_id}:actions"
 
-    def stage(self, views: dict[str, str]) -> None:
+    def stage(self, views: dict[str, tuple[dict[str, Any], dict[str, list[str]]]]) -> None:
         self.pending.update(views)
+
+    @staticmethod
+    def document(view: Any) -> str:
+        """A seller's metrics view as stored: the SellerMetrics record and its evidence."""
+        if isinstance(view, str):
+            return view
+        record, evidence = view
+        doc = dict(record)
+        doc["evidence_order_ids"] = evidence
+        return json.dumps(doc, separators=(",", ":"))
 
     def stage_actions(self, actions: dict[str, dict[str, str]]) -> None:
         for seller_id, docs in actions.items():
@@ -178,7 +189,8 @@ class RedisView:
         actions, self.pending_actions = self.pending_actions, {}
         try:
             async with self.client.pipeline(transaction=False) as pipe:
-                for seller_id, doc in batch.items():
+                for seller_id, view in batch.items():
+                    batch[seller_id] = doc = self.document(view)
                     pipe.set(self.metrics_key(seller_id), doc)
                 for seller_id, docs in actions.items():
                     pipe.hset(self.actions_key(seller_id), mapping=docs)

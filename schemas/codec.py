@@ -20,6 +20,8 @@ from typing import Any, Callable, Mapping
 import fastavro
 from fastavro.schema import fingerprint, to_parsing_canonical_form
 
+from schemas.avro_writer import compile_writer
+
 SCHEMA_DIR = Path(__file__).resolve().parent
 SINGLE_OBJECT_MAGIC = b"\xc3\x01"
 CONFLUENT_MAGIC = 0
@@ -119,6 +121,8 @@ class SingleObjectCodec:
             reader = None if version.current else catalog.current[version.name].writer
             self._readers[fp] = (version.name, version.writer, reader)
         self._headers = {n: SINGLE_OBJECT_MAGIC + v.fingerprint for n, v in catalog.current.items()}
+        self._writers = {n: compile_writer(_strip_logical_types(v.source), self._headers[n])
+                         for n, v in catalog.current.items()}
 
     def decode(self, data: bytes) -> tuple[str, Record]:
         fp = data[2:10]
@@ -131,6 +135,12 @@ class SingleObjectCodec:
         return name, _read_body(data, 10, writer, reader)
 
     def encode(self, name: str, record: Mapping[str, Any]) -> bytes:
+        write = self._writers[name]
+        if write is not None:
+            try:
+                return write(record)
+            except Exception:  # noqa: S110 - fastavro below writes it, or names what is wrong
+                pass
         buf = io.BytesIO()
         buf.write(self._headers[name])
         fastavro.schemaless_writer(buf, self.catalog.current[name].writer, record)
@@ -173,6 +183,7 @@ class ConfluentCodec:
         self._client = client_factory(registry_url)
         self._by_id: dict[int, tuple[str, Any, Any]] = {}
         self._ids: dict[tuple[str, str], int] = {}
+        self._writers: dict[str, Any] = {}
         self._lock = threading.Lock()
 
     def _reader_for(self, schema_id: int) -> tuple[str, Any, Any]:
@@ -215,8 +226,17 @@ class ConfluentCodec:
         return schema_id
 
     def encode(self, name: str, record: Mapping[str, Any], subject: str) -> bytes:
+        header = struct.pack(">bI", CONFLUENT_MAGIC, self.schema_id(name, subject))
+        write = self._writers.get(name)
+        if write is None and name not in self._writers:
+            write = self._writers[name] = compile_writer(_strip_logical_types(self.catalog.current[name].source))
+        if write is not None:
+            try:
+                return header + write(record)
+            except Exception:  # noqa: S110 - fastavro below writes it, or names what is wrong
+                pass
         buf = io.BytesIO()
-        buf.write(struct.pack(">bI", CONFLUENT_MAGIC, self.schema_id(name, subject)))
+        buf.write(header)
         fastavro.schemaless_writer(buf, self.catalog.current[name].writer, record)
         return buf.getvalue()
 
