@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import logging
 import time
+from types import SimpleNamespace
 from typing import Any
 
+from faust.types import TP
+
 from agents.merge import TimestampMerge
-from agents.runtime import engine, fetched, has_unread, pipeline, publish, view
+from agents.runtime import chain_flush, changelogs, engine, fetched, has_unread, pipeline, publish, view
 from streams import topics as T
 from streams.app import app, input_topic, settings
+from streams.batches import Acks, Batch, route_batches
 from streams.observability import EVENT_TO_DECISION, PENDING_DEADLINES
 
 _generation: list[int] = [-1]
@@ -43,11 +47,10 @@ def _rebuild_after_rebalance() -> None:
             log.info("published again %d recent decisions after a rebalance", outcome.decisions)
 
 
-def _handle(event: Any) -> None:
-    message = event.message
-    headers = dict(message.headers) if message.headers else None
-    outcome = pipeline.handle(message.topic, message.partition, message.offset,
-                              message.key, message.value, headers, message.timestamp)
+def _handle(topic: str, partition: int, record: Any) -> None:
+    headers = dict(record.headers) if record.headers else None
+    outcome = pipeline.handle(topic, partition, record.offset, record.key, record.value, headers,
+                              record.timestamp / 1000)
     if outcome.outputs:
         for out in outcome.outputs:
             publish(out)
@@ -57,25 +60,61 @@ def _handle(event: Any) -> None:
             view.stage_actions(outcome.actions)
         if outcome.decisions:
             # from the event's arrival at the broker to the publication of what it caused
-            latency = max(0.0, time.time() - message.timestamp)
+            latency = max(0.0, time.time() - record.timestamp / 1000)
             for _ in range(outcome.decisions):
                 EVENT_TO_DECISION.observe(latency)
-    event.ack()
+
+
+_acks: list[Acks] = []
+
+
+def acks() -> Acks:
+    if not _acks or _acks[0].consumer is not app.consumer:
+        _acks[:] = [Acks(app.consumer)]
+    return _acks[0]
+
+
+async def process_batch(batch: Batch, generation: int) -> None:
+    """A fetch's records of the input topics (streams.batches): data records through the
+    merge, in timestamp order per partition, then the partitions' ticks. A record is
+    acknowledged once handled; one waiting in the merge is not, so not committed."""
+    chain_flush()
+    _rebuild_after_rebalance()
+    ack = acks().ack
+    at = changelogs.at
+    partitions: set[int] = set()
+    ticks: list[tuple[TP, Any]] = []
+    for tp, records in batch:
+        topic, partition = tp
+        partitions.add(partition)
+        if topic == TICKS:
+            ticks.extend((tp, r) for r in records)
+            continue
+        for r in records:
+            merge.offer(topic, partition, r.offset, r.timestamp, (tp, r))
+    for partition in partitions:
+        at(partition)
+        for tp, r in merge.release(partition):
+            _handle(tp.topic, partition, r)
+            ack(tp, r.offset)
+    for tp, r in ticks:
+        at(tp.partition)
+        _handle(tp.topic, tp.partition, r)
+        ack(tp, r.offset)
+
+
+route_batches(app, input_topic.topics, process_batch)
 
 
 @app.agent(input_topic)
 async def process_events(stream: Any) -> None:
-    # Acks are ours: a record waiting in the merge is not acked, so not committed.
+    """The input topics' agent: it subscribes them, and Faust assigns their partitions and
+    the tables' with them; their records reach `process_batch` in batches, not this stream."""
     async for event in stream.noack().events():
-        _rebuild_after_rebalance()
-        message = event.message
-        partition = message.partition
-        if message.topic != TICKS:
-            merge.offer(message.topic, partition, message.offset, round(message.timestamp * 1000), event)
-        for ready in merge.release(partition):
-            _handle(ready)
-        if message.topic == TICKS:
-            _handle(event)
+        m = event.message
+        record = SimpleNamespace(offset=m.offset, timestamp=round(m.timestamp * 1000), key=m.key,
+                                 value=m.value, headers=m.headers)
+        await process_batch([(m.tp, [record])], app.consumer_generation_id)
 
 
 @app.task

@@ -22,7 +22,7 @@ from tables.faust_tables import declare_tables
 log = logging.getLogger("warden")
 
 policy = load_policy(settings.policy_path)
-stores = declare_tables(app, settings.partitions)
+stores, changelogs = declare_tables(app, settings.partitions)
 codec = Codec(settings.schema_registry_url)
 
 
@@ -79,50 +79,36 @@ engine.partition_of = pipeline.partition_of
 
 
 class OutputProducer:
-    """Outputs through librdkafka (confluent-kafka): a produce call costs a few µs, against
-    tens through Faust's producer buffer and aiokafka, and outputs are most of what a
-    worker writes. At-least-once holds as with Faust's producer: Faust's offset commit
-    first flushes `app.producer`, and this producer's flush is chained onto that, so no
-    offset is committed before the outputs of the records under it are on the broker."""
+    """Records out through librdkafka (confluent-kafka): a produce call costs a few µs,
+    against tens through Faust's producer buffer and aiokafka. At-least-once holds as with
+    Faust's producer: Faust's offset commit first flushes `app.producer`, and this
+    producer's flush is chained onto that, so no offset is committed before what the
+    records under it caused (outputs, table changes) is on the broker."""
 
-    def __init__(self, servers: str) -> None:
+    def __init__(self, servers: str, reports: bool = False) -> None:
         from confluent_kafka import Producer
 
         self.producer = Producer({
             "bootstrap.servers": servers, "partitioner": "murmur2_random",  # as Kafka's Java client
             "linger.ms": 2, "acks": "all", "enable.idempotence": False, "batch.num.messages": 10_000,
-            "queue.buffering.max.messages": 1_000_000, "delivery.report.only.error": True,
+            "queue.buffering.max.messages": 1_000_000, "delivery.report.only.error": not reports,
             "on_delivery": self._delivered,
         })
         self.failure: str | None = None
         self._unpolled = 0
-        self._chained = False
 
     def _delivered(self, err: Any, msg: Any) -> None:
         if err is not None and self.failure is None:
             self.failure = f"{msg.topic()}[{msg.partition()}]: {err}"
-            log.error("an output was not delivered: %s; offsets will not be committed", self.failure)
+            log.error("a record was not delivered: %s; offsets will not be committed", self.failure)
 
-    def _chain(self) -> None:
-        faust_flush = app.producer.flush
-
-        async def flush_both() -> None:
-            await faust_flush()
-            await self.flush()
-
-        app.producer.flush = flush_both  # type: ignore[method-assign]
-        self._chained = True
-
-    def send(self, out: Outgoing) -> None:
-        if not self._chained:
-            self._chain()
-        produce = self.producer.produce
+    def produce(self, topic: str, value: bytes | None, key: bytes | None, partition: int = -1,
+                timestamp: int = 0, headers: Any = None, on_delivery: Any = None) -> None:
+        kwargs = {"on_delivery": on_delivery} if on_delivery is not None else {}
         while True:
             try:
-                produce(settings.topic(out.topic), out.value, out.key,
-                        partition=-1 if out.partition is None else out.partition,
-                        timestamp=int(out.timestamp * 1000) if out.timestamp else 0,
-                        headers=list(out.headers) if out.headers else None)
+                self.producer.produce(topic, value, key, partition=partition, timestamp=timestamp,
+                                      headers=headers, **kwargs)
                 break
             except BufferError:  # the local queue is full: let librdkafka drain it
                 self.producer.poll(0.05)
@@ -131,17 +117,52 @@ class OutputProducer:
             self.producer.poll(0)
             self._unpolled = 0
 
+    def send(self, out: Outgoing) -> None:
+        self.produce(settings.topic(out.topic), out.value, out.key,
+                     partition=-1 if out.partition is None else out.partition,
+                     timestamp=int(out.timestamp * 1000) if out.timestamp else 0,
+                     headers=list(out.headers) if out.headers else None)
+
     async def flush(self) -> None:
-        """Wait until every output handed over is on the broker; raise if one failed."""
+        """Wait until every record handed over is on the broker; raise if one failed."""
         while len(self.producer) > 0:
             self.producer.poll(0)
             await asyncio.sleep(0.002)
         self.producer.poll(0)
         if self.failure is not None:
-            raise RuntimeError(f"an output was not delivered ({self.failure}): not committing")
+            raise RuntimeError(f"a record was not delivered ({self.failure}): not committing")
 
 
 outputs = OutputProducer(settings.kafka_bootstrap_servers)
+# A persistent store (RocksDB) is told the changelog offsets it holds, from delivery reports.
+changelog_out = OutputProducer(settings.kafka_bootstrap_servers, reports=settings.store == "rocksdb")
+
+
+def _chain_flush() -> None:
+    """Before Faust commits offsets it awaits `app.producer.flush()`: make that produce the
+    tables' pending changelog records and wait for them and for every output."""
+    faust_flush = app.producer.flush
+
+    async def flush_all() -> None:
+        await faust_flush()
+        held = changelogs.produce_pending(changelog_out.produce)
+        await asyncio.gather(outputs.flush(), changelog_out.flush())
+        if held:
+            changelogs.produce_last(changelog_out.produce, held)
+            await changelog_out.flush()
+        changelogs.persist_offsets()
+
+    app.producer.flush = flush_all  # type: ignore[method-assign]
+
+
+_chained: list[bool] = []
+
+
+def chain_flush() -> None:
+    """Chain the flush (once): called before the first record is handled."""
+    if not _chained:
+        _chain_flush()
+        _chained.append(True)
 
 
 def publish(out: Outgoing) -> None:

@@ -29,9 +29,9 @@ class QuickTableManager(TableManager):
             await self.recovery.start()
 
 
-def use_fetch_max_wait(ms: int) -> None:
+def use_fetch_max_wait(ms: int, min_bytes: int = 1) -> None:
     """Faust's aiokafka driver builds its consumer with fetch_max_wait_ms=1500, not a
-    setting; give the consumers of this process `ms` instead."""
+    setting; give the consumers of this process `ms` (and `min_bytes`) instead."""
     import aiokafka
 
     base = getattr(aiokafka.AIOKafkaConsumer, "_warden_base", aiokafka.AIOKafkaConsumer)
@@ -41,12 +41,13 @@ def use_fetch_max_wait(ms: int) -> None:
 
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             kwargs["fetch_max_wait_ms"] = ms
+            kwargs["fetch_min_bytes"] = min_bytes
             super().__init__(*args, **kwargs)
 
     aiokafka.AIOKafkaConsumer = Consumer  # type: ignore[misc]
 
 
-use_fetch_max_wait(settings.fetch_max_wait_ms)
+use_fetch_max_wait(settings.fetch_max_wait_ms, settings.fetch_min_bytes)
 
 
 def app_options(settings: Settings) -> dict[str, Any]:
@@ -73,6 +74,7 @@ def app_options(settings: Settings) -> dict[str, Any]:
         producer_acks=-1,
         stream_wait_empty=False,
         stream_buffer_maxsize=16_384,
+        broker_max_poll_records=5_000,  # a fetch handled in one go blocks the loop for at most ~0.2 s
         table_cleanup_interval=3600.0,
         recovery_consistency_check=settings.recovery_check == "on",
         TableManager=QuickTableManager,
@@ -80,7 +82,16 @@ def app_options(settings: Settings) -> dict[str, Any]:
     )
 
 
-app = faust.App(f"{settings.topic_prefix}{settings.app_id}", **app_options(settings))
+class WardenApp(faust.App):
+    """Faust's app with the consumer that delivers the hot topics in batches (streams.batches)."""
+
+    def _new_transport(self) -> Any:
+        from streams.batches import BatchTransport
+
+        return BatchTransport(self.conf.broker_consumer, self)
+
+
+app = WardenApp(f"{settings.topic_prefix}{settings.app_id}", **app_options(settings))
 
 
 def _raw_topic(name: str, **kwargs: Any) -> faust.TopicT:

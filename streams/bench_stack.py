@@ -63,10 +63,12 @@ class Plan:
             plan = cls(events=20_000, sellers=2_000, repeats=1, latency_seconds=3.0, workers=workers, store=store)
         else:
             plan = cls(events=1_000_000, sellers=20_000, repeats=3, latency_seconds=15.0, workers=workers, store=store)
-        # WARDEN_BENCH_EVENTS / _SELLERS / _REPEATS: another size or number of repeats
+        # WARDEN_BENCH_EVENTS / _SELLERS / _REPEATS / _LATENCY_SECONDS: another size, number of
+        # repeats, or time at each latency load
         plan.events = int(os.environ.get("WARDEN_BENCH_EVENTS", plan.events))
         plan.sellers = int(os.environ.get("WARDEN_BENCH_SELLERS", plan.sellers))
         plan.repeats = int(os.environ.get("WARDEN_BENCH_REPEATS", plan.repeats))
+        plan.latency_seconds = float(os.environ.get("WARDEN_BENCH_LATENCY_SECONDS", plan.latency_seconds))
         return plan
 
 
@@ -114,7 +116,7 @@ class WorkerRun:
             KAFKA_BOOTSTRAP_SERVERS=ctx.servers, WARDEN_TOPIC_PREFIX=prefix, WARDEN_APP_ID=app_id,
             WARDEN_WEB_PORT=str(self.port), WARDEN_DATA_DIR=str(ctx.workdir / f"data-{app_id}-{instance}"),
             WARDEN_CLOCK="event", WARDEN_PARTITIONS=str(ctx.plan.partitions), WARDEN_STORE=ctx.plan.store,
-            WARDEN_INSTANCE_ID=instance, WARDEN_LOG_LEVEL="warning",
+            WARDEN_INSTANCE_ID=instance, WARDEN_LOG_LEVEL=os.environ.get("WARDEN_BENCH_LOG_LEVEL", "warning"),
             WARDEN_RECOVERY_CHECK="off" if ctx.own_broker else "on",
             PYTHONPATH=os.pathsep.join(p for p in (os.environ.get("PYTHONPATH"), str(ROOT)) if p),
         )
@@ -148,6 +150,21 @@ class WorkerRun:
             if line.startswith(name + "{") or line.startswith(name + " "):
                 total += float(line.rsplit(" ", 1)[1])
         return total
+
+    def first_event_at(self) -> float | None:
+        """When the worker handled its first input record (wall clock, s): the creation
+        time Prometheus keeps for the events counter's first series."""
+        created = self.metric_samples("warden_events_created")
+        return min(created) if created else None
+
+    def metric_samples(self, name: str) -> list[float]:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=2) as resp:
+                text = resp.read().decode()
+        except OSError:
+            return []
+        return [float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                if line.startswith(name + "{") or line.startswith(name + " ")]
 
     def peak_rss(self) -> int:
         """The process's peak resident set size, in bytes."""
@@ -207,7 +224,8 @@ def read_outputs(servers: str, prefix: str, partitions: int, idle_s: float = 1.5
 
 def drain(ctx: Context, workers: list[WorkerRun], prefix: str, label: str) -> float:
     """Wait until the workers have handled every input and handed over every expected
-    output; return the seconds from the first worker ready to then. Then read what reached
+    output; return the seconds from the first record handled (as the workers' events
+    counter was created; else from the first worker ready) to then. Then read what reached
     the output topics and check it against the expected outputs (distinct records)."""
     assert ctx.expected is not None and ctx.data is not None
     want_events = len(ctx.data)
@@ -219,7 +237,8 @@ def drain(ctx: Context, workers: list[WorkerRun], prefix: str, label: str) -> fl
         out = sum(w.metric(name) for w in workers for name in COUNTERS.values())
         now = time.monotonic()
         if handled >= want_events and out >= want_outputs:
-            elapsed = now - start
+            firsts = [t for t in (w.first_event_at() for w in workers) if t is not None]
+            elapsed = time.time() - min(firsts) if firsts else now - start
             break
         if (handled, out) != last:
             last, last_change = (handled, out), now
@@ -409,7 +428,9 @@ class Probe:
     def send(self, rate: float, seconds: float, until: Callable[[], bool] | None = None) -> int:
         """Send probe orders at `rate`/s for `seconds` (or until `until()`); open loop: the
         schedule never waits for the worker."""
-        prod = producer(self.ctx.servers, **{"linger.ms": 0})
+        # linger 5 ms, as Kafka clients default to since 4.0: a request per record would cost
+        # the broker more than the worker
+        prod = producer(self.ctx.servers, **{"linger.ms": 5})
         partitions = self.ctx.plan.partitions
         total = int(rate * seconds)
         topic = self.prefix + T.RECORD_TOPIC["OrderPlaced"]
@@ -552,8 +573,11 @@ def section_startup(ctx: Context, report: Any) -> None:
         while not caught_up() and time.time() < deadline:
             time.sleep(0.1)
         if "ready" not in killed or not caught_up():
-            raise BenchFailure("recovery: the replacement worker did not catch up within 60 s"
-                               + (f"; see {replacement[0].log}" if replacement else ""))
+            after = [received - sent for sent, _, received in probe._answers() if sent >= killed.get("at", 0)]
+            seen = (f"; {len(after):,} probes answered after the kill, fastest in {min(after) * 1000:.0f} ms"
+                    if after else "; no probe answered after the kill")
+            raise BenchFailure(f"recovery: the replacement worker did not catch up within 60 s (answers "
+                               f"within {bound_ms:.0f} ms){seen}" + (f"; see {replacement[0].log}" if replacement else ""))
         first = probe.first_answer_within(killed["at"], bound_ms / 1000)
         assert first is not None
         ready = killed["ready"] - killed["at"]
