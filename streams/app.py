@@ -29,9 +29,9 @@ class QuickTableManager(TableManager):
             await self.recovery.start()
 
 
-def use_fetch_max_wait(ms: int, min_bytes: int = 1) -> None:
+def use_fetch_max_wait(ms: int) -> None:
     """Faust's aiokafka driver builds its consumer with fetch_max_wait_ms=1500, not a
-    setting; give the consumers of this process `ms` (and `min_bytes`) instead."""
+    setting; give the consumers of this process `ms` instead."""
     import aiokafka
 
     base = getattr(aiokafka.AIOKafkaConsumer, "_warden_base", aiokafka.AIOKafkaConsumer)
@@ -41,13 +41,12 @@ def use_fetch_max_wait(ms: int, min_bytes: int = 1) -> None:
 
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             kwargs["fetch_max_wait_ms"] = ms
-            kwargs["fetch_min_bytes"] = min_bytes
             super().__init__(*args, **kwargs)
 
     aiokafka.AIOKafkaConsumer = Consumer  # type: ignore[misc]
 
 
-use_fetch_max_wait(settings.fetch_max_wait_ms, settings.fetch_min_bytes)
+use_fetch_max_wait(settings.fetch_max_wait_ms)
 
 
 def app_options(settings: Settings) -> dict[str, Any]:

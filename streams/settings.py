@@ -135,10 +135,6 @@ class Settings:
     """WARDEN_FETCH_MAX_WAIT_MS: the longest a fetch waits at the end of a log for new
     records. Faust fixes it at 1500; a broker that answers only when it expires (Tansu)
     then adds up to 1.5 s to every decision."""
-    fetch_min_bytes: int = 1
-    """WARDEN_FETCH_MIN_BYTES: a fetch with fewer bytes than this waits (up to the fetch
-    wait) for more. Larger values mean fewer, fuller fetches: less broker and consumer work
-    per record under load, at up to the fetch wait of latency."""
     max_task_idle_s: float = 30.0
     """WARDEN_MAX_TASK_IDLE: seconds a partition's merge waits for an input topic that has
     unread records before it goes on without it (Kafka Streams' max.task.idle.ms)."""
@@ -173,7 +169,6 @@ ENVIRONMENT: Mapping[str, tuple[str, Callable[[str, str], object]]] = {
     "WARDEN_TICK_INTERVAL": ("tick_interval_s", _positive_float),
     "WARDEN_LOG_LEVEL": ("log_level", _choice("debug", "info", "warning", "error", "critical")),
     "WARDEN_FETCH_MAX_WAIT_MS": ("fetch_max_wait_ms", _positive_int),
-    "WARDEN_FETCH_MIN_BYTES": ("fetch_min_bytes", _positive_int),
     "WARDEN_RECOVERY_CHECK": ("recovery_check", _choice("on", "off")),
     "WARDEN_MAX_TASK_IDLE": ("max_task_idle_s", _positive_float),
     "WARDEN_INSTANCE_ID": ("instance_id", _prefix),
