@@ -1,0 +1,138 @@
+"""Write-back table stores: what reaches the changelog, and when (unit: fake tables, no broker)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from faust.types import TP
+
+from streams.batches import Acks
+from tables.codecs import register_codecs
+from tables.faust_tables import Changelogs, ChangelogStore
+
+
+class FakeStore(dict):  # a persistent store: it is told the changelog offsets it holds
+    def __init__(self) -> None:
+        super().__init__()
+        self.persisted: dict[TP, int] = {}
+
+    def set_persisted_offset(self, tp: TP, offset: int) -> None:
+        self.persisted[tp] = offset
+
+
+class FakeTopic:
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def get_topic_name(self) -> str:
+        return self.name
+
+
+class FakeTable:
+    def __init__(self, name: str) -> None:
+        self.data = FakeStore()
+        self.changelog_topic = FakeTopic(f"{name}-changelog")
+        self.key_serializer = "utf8"
+        self.value_serializer = "json"
+
+
+class Sent:
+    def __init__(self) -> None:
+        self.records: list[tuple[str, Any, bytes, int]] = []
+        self.callbacks: list[Any] = []
+
+    def __call__(self, topic: str, value: bytes | None, key: bytes, partition: int, on_delivery: Any = None) -> None:
+        self.records.append((topic, None if value is None else json.loads(value), key, partition))
+        self.callbacks.append(on_delivery)
+
+
+def stores() -> tuple[Changelogs, ChangelogStore, ChangelogStore]:
+    register_codecs()
+    logs = Changelogs()
+    a, b = ChangelogStore(FakeTable("a"), logs), ChangelogStore(FakeTable("b"), logs)
+    logs.stores += [a, b]
+    return logs, a, b
+
+
+def test_writes_go_through_and_only_the_newest_value_of_a_key_is_produced() -> None:
+    logs, a, b = stores()
+    logs.at(1)
+    a["k"] = [1]
+    a["k"] = [2]
+    a["other"] = [3]
+    logs.at(2)
+    b["k"] = [9]
+    assert a["k"] == [2] and a.table.data["k"] == [2] and b.get("k") == [9]
+    sent = Sent()
+    held = logs.produce_pending(sent)
+    logs.produce_last(sent, held)
+    assert sorted(r for r in sent.records) == sorted([
+        ("a-changelog", [2], b"k", 1), ("a-changelog", [3], b"other", 1), ("b-changelog", [9], b"k", 2)])
+    assert logs.pending() == 0
+    sent2 = Sent()
+    assert logs.produce_pending(sent2) == [] and sent2.records == []  # nothing changed since
+
+
+def test_the_last_record_of_each_changelog_partition_is_held_back_for_its_own_batch() -> None:
+    logs, a, _ = stores()
+    logs.at(0)
+    for i in range(5):
+        a[f"k{i}"] = [i]
+    logs.at(3)
+    a["x"] = [7]
+    sent = Sent()
+    held = logs.produce_pending(sent)
+    assert [r[2] for r in sent.records] == [b"k0", b"k1", b"k2", b"k3"]
+    assert sorted((h[2], h[3]) for h in held) == [(b"k4", 0), (b"x", 3)]
+
+
+def test_a_deletion_is_a_tombstone() -> None:
+    logs, a, _ = stores()
+    logs.at(0)
+    a["k"] = [1]
+    del a["k"]
+    assert "k" not in a
+    sent = Sent()
+    logs.produce_last(sent, logs.produce_pending(sent))
+    assert sent.records == [("a-changelog", None, b"k", 0)]
+
+
+def test_a_persistent_store_learns_the_highest_delivered_offset_per_partition() -> None:
+    logs, a, _ = stores()
+    logs.at(2)
+    a["k1"], a["k2"] = [1], [2]
+    sent = Sent()
+    logs.produce_last(sent, logs.produce_pending(sent))
+
+    class Msg:
+        def __init__(self, offset: int) -> None:
+            self._offset = offset
+
+        def offset(self) -> int:
+            return self._offset
+
+    for offset, callback in zip((40, 41), sent.callbacks):
+        callback(None, Msg(offset))
+    logs.persist_offsets()
+    assert a.table.data.persisted == {TP("a-changelog", 2): 41}
+
+
+class FakeConsumer:
+    def __init__(self, committed: int | None) -> None:
+        from collections import defaultdict
+
+        self._committed_offset: Any = defaultdict(lambda: committed)
+        self._acked_index: Any = defaultdict(set)
+        self._acked: Any = defaultdict(list)
+        self._n_acked = 0
+
+
+def test_acks_mark_offsets_once_and_ignore_what_is_already_committed() -> None:
+    consumer = FakeConsumer(committed=10)
+    acks = Acks(consumer)
+    tp = TP("t", 0)
+    for offset in (9, 10, 11, 11):
+        acks.ack(tp, offset)
+    assert consumer._acked[tp] == [10, 11]
+    assert consumer._n_acked == 2
