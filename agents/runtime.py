@@ -138,9 +138,16 @@ outputs = OutputProducer(settings.kafka_bootstrap_servers)
 changelog_out = OutputProducer(settings.kafka_bootstrap_servers, reports=settings.store == "rocksdb")
 
 
-def _chain_flush() -> None:
-    """Before Faust commits offsets it awaits `app.producer.flush()`: make that produce the
-    tables' pending changelog records and wait for them and for every output."""
+_chained: list[bool] = []
+
+
+def chain_flush() -> None:
+    """Before Faust commits offsets (or gives partitions up) it awaits `app.producer.flush()`:
+    make that, from the first record on, also produce the tables' pending changelog records
+    and wait for them and for every output."""
+    if _chained:
+        return
+    _chained.append(True)
     faust_flush = app.producer.flush
 
     async def flush_all() -> None:
@@ -153,16 +160,6 @@ def _chain_flush() -> None:
         changelogs.persist_offsets()
 
     app.producer.flush = flush_all  # type: ignore[method-assign]
-
-
-_chained: list[bool] = []
-
-
-def chain_flush() -> None:
-    """Chain the flush (once): called before the first record is handled."""
-    if not _chained:
-        _chain_flush()
-        _chained.append(True)
 
 
 def publish(out: Outgoing) -> None:

@@ -71,6 +71,7 @@ class SchemaVersion:
     name: str
     source: dict[str, Any]
     writer: Any  # fastavro-parsed, logical types stripped
+    compiled: Any  # the body writer compiled for this schema (schemas.avro_writer), or None
     fingerprint: bytes  # 8 bytes, little-endian CRC-64-AVRO of the Parsing Canonical Form
     current: bool
 
@@ -78,8 +79,23 @@ class SchemaVersion:
 def _version(name: str, source: dict[str, Any], current: bool) -> SchemaVersion:
     pcf = to_parsing_canonical_form(source)
     fp = bytes.fromhex(fingerprint(pcf, "CRC-64-AVRO"))
-    parsed = fastavro.parse_schema(_strip_logical_types(copy.deepcopy(source)))
-    return SchemaVersion(name=name, source=source, writer=parsed, fingerprint=fp, current=current)
+    stripped = _strip_logical_types(copy.deepcopy(source))
+    parsed = fastavro.parse_schema(stripped)
+    return SchemaVersion(name=name, source=source, writer=parsed, compiled=compile_writer(stripped) if current else None,
+                         fingerprint=fp, current=current)
+
+
+def _write_body(version: SchemaVersion, record: Mapping[str, Any]) -> bytes:
+    """A record's Avro body: by the compiled writer, or by fastavro for what it cannot take
+    (fastavro then writes it, or its error names what is wrong)."""
+    if version.compiled is not None:
+        try:
+            return version.compiled(record)  # type: ignore[no-any-return]
+        except Exception:  # noqa: S110
+            pass
+    buf = io.BytesIO()
+    fastavro.schemaless_writer(buf, version.writer, record)
+    return buf.getvalue()
 
 
 class SchemaCatalog:
@@ -121,8 +137,6 @@ class SingleObjectCodec:
             reader = None if version.current else catalog.current[version.name].writer
             self._readers[fp] = (version.name, version.writer, reader)
         self._headers = {n: SINGLE_OBJECT_MAGIC + v.fingerprint for n, v in catalog.current.items()}
-        self._writers = {n: compile_writer(_strip_logical_types(v.source), self._headers[n])
-                         for n, v in catalog.current.items()}
 
     def decode(self, data: bytes) -> tuple[str, Record]:
         fp = data[2:10]
@@ -135,16 +149,7 @@ class SingleObjectCodec:
         return name, _read_body(data, 10, writer, reader)
 
     def encode(self, name: str, record: Mapping[str, Any]) -> bytes:
-        write = self._writers[name]
-        if write is not None:
-            try:
-                return write(record)
-            except Exception:  # noqa: S110 - fastavro below writes it, or names what is wrong
-                pass
-        buf = io.BytesIO()
-        buf.write(self._headers[name])
-        fastavro.schemaless_writer(buf, self.catalog.current[name].writer, record)
-        return buf.getvalue()
+        return self._headers[name] + _write_body(self.catalog.current[name], record)
 
 
 def _read_body(data: bytes, offset: int, writer: Any, reader: Any) -> Record:
@@ -183,7 +188,6 @@ class ConfluentCodec:
         self._client = client_factory(registry_url)
         self._by_id: dict[int, tuple[str, Any, Any]] = {}
         self._ids: dict[tuple[str, str], int] = {}
-        self._writers: dict[str, Any] = {}
         self._lock = threading.Lock()
 
     def _reader_for(self, schema_id: int) -> tuple[str, Any, Any]:
@@ -227,18 +231,7 @@ class ConfluentCodec:
 
     def encode(self, name: str, record: Mapping[str, Any], subject: str) -> bytes:
         header = struct.pack(">bI", CONFLUENT_MAGIC, self.schema_id(name, subject))
-        write = self._writers.get(name)
-        if write is None and name not in self._writers:
-            write = self._writers[name] = compile_writer(_strip_logical_types(self.catalog.current[name].source))
-        if write is not None:
-            try:
-                return header + write(record)
-            except Exception:  # noqa: S110 - fastavro below writes it, or names what is wrong
-                pass
-        buf = io.BytesIO()
-        buf.write(header)
-        fastavro.schemaless_writer(buf, self.catalog.current[name].writer, record)
-        return buf.getvalue()
+        return header + _write_body(self.catalog.current[name], record)
 
 
 class Codec:
