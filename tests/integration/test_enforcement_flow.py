@@ -190,9 +190,16 @@ def test_enforcement_ladder_end_to_end(worker_factory: type, tmp_path: Path) -> 
                          lambda ms: len(ms) >= 1)
     assert dict(dead[0].headers())["warden.error"].startswith(b"unknown_action")
 
-    # The HTTP view: every action once, newest first; /metrics shows the decisions.
-    with urllib.request.urlopen(f"http://127.0.0.1:{w.port}/api/sellers/{SELLER}/actions", timeout=5) as r:
-        view = json.loads(r.read())["actions"]
+    # The HTTP view: every action once, newest first; /metrics shows the decisions. The view
+    # is written to Redis every 100 ms, after the topics: give it a few flushes to catch up.
+    want = [("REINSTATEMENT", "ISSUED"), ("SUSPENSION", "OVERTURNED"), ("WARNING", "ISSUED")]
+    deadline = time.monotonic() + 5
+    while True:
+        with urllib.request.urlopen(f"http://127.0.0.1:{w.port}/api/sellers/{SELLER}/actions", timeout=5) as r:
+            view = json.loads(r.read())["actions"]
+        if [(a["action"], a["status"]) for a in view] == want or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
     assert [(a["action"], a["status"]) for a in view] == [
         ("REINSTATEMENT", "ISSUED"), ("SUSPENSION", "OVERTURNED"), ("WARNING", "ISSUED")]
     with urllib.request.urlopen(f"http://127.0.0.1:{w.port}/metrics", timeout=5) as r:
