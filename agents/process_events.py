@@ -14,7 +14,7 @@ from agents.runtime import chain_flush, changelogs, engine, fetched, has_unread,
 from streams import topics as T
 from streams.app import app, input_topic, settings
 from streams.batches import Acks, Batch, route_batches
-from streams.observability import EVENT_TO_DECISION, PENDING_DEADLINES
+from streams.observability import EVENT_TO_DECISION, INPUT_POSITION, PENDING_DEADLINES
 
 _generation: list[int] = [-1]
 REPUBLISH_HORIZON_S = 600.0  # far beyond the 1 s commit interval
@@ -33,6 +33,7 @@ def _rebuild_after_rebalance() -> None:
     if generation != _generation[0]:
         _generation[0] = generation
         merge.forget()
+        INPUT_POSITION.clear()
         PENDING_DEADLINES.set(engine.rebuild_timers())
         # A decision stored just before a crash may not have reached its topic: publish
         # the recent ones again, same records and ids.
@@ -92,15 +93,20 @@ async def process_batch(batch: Batch, generation: int) -> None:
             continue
         for r in records:
             merge.offer(topic, partition, r.offset, r.timestamp, (tp, r))
+    handled: dict[TP, int] = {}
     for partition in partitions:
         at(partition)
         for tp, r in merge.release(partition):
             _handle(tp.topic, partition, r)
             ack(tp, r.offset)
+            handled[tp] = r.offset
     for tp, r in ticks:
         at(tp.partition)
         _handle(tp.topic, tp.partition, r)
         ack(tp, r.offset)
+        handled[tp] = r.offset
+    for tp, offset in handled.items():
+        INPUT_POSITION.labels(tp.topic, str(tp.partition)).set(offset + 1)
 
 
 route_batches(app, input_topic.topics, process_batch)

@@ -44,6 +44,13 @@ class Dataset:
     def end_ms(self) -> int:
         return max(r[4] for r in self.records)
 
+    def end_offsets(self, prefix: str) -> dict[tuple[str, int], int]:
+        """Records per (prefixed topic, partition): the end offsets of freshly loaded topics."""
+        ends: dict[tuple[str, int], int] = {}
+        for topic, partition, *_ in self.records:
+            ends[(prefix + topic, partition)] = ends.get((prefix + topic, partition), 0) + 1
+        return ends
+
 
 def build(events: int, sellers: int, partitions: int, seed: int = 7, zipf: float = 1.0,
           progress: Callable[[str], None] = lambda _: None) -> Dataset:

@@ -154,13 +154,29 @@ class WorkerRun:
 
     def metric_samples(self, name: str) -> list[float]:
         """A Prometheus metric's sample values (none if the worker does not answer)."""
+        return list(self.labelled_samples(name).values())
+
+    def labelled_samples(self, name: str) -> dict[str, float]:
+        """A Prometheus metric's samples by their labels as written (`{topic="t"}`, or ``)."""
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=2) as resp:
                 text = resp.read().decode()
         except OSError:
-            return []
-        return [float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-                if line.startswith(name + "{") or line.startswith(name + " ")]
+            return {}
+        samples = {}
+        for line in text.splitlines():
+            if line.startswith(name + "{") or line.startswith(name + " "):
+                series, value = line.rsplit(" ", 1)
+                samples[series[len(name):]] = float(value)
+        return samples
+
+    def positions(self) -> dict[tuple[str, int], int]:
+        """The input offsets the worker has handled up to, by (topic, partition)."""
+        out = {}
+        for labels, value in self.labelled_samples("warden_input_position").items():
+            fields = dict(part.split("=", 1) for part in labels.strip("{}").split(","))
+            out[(fields["topic"].strip('"'), int(fields["partition"].strip('"')))] = int(value)
+        return out
 
     def peak_rss(self) -> int:
         """The process's peak resident set size, in bytes."""
@@ -226,10 +242,18 @@ def drain(ctx: Context, workers: list[WorkerRun], prefix: str, label: str) -> fl
     assert ctx.expected is not None and ctx.data is not None
     want_events = len(ctx.data)
     want_outputs = sum(n for t, n in ctx.expected.outputs.items() if t in COUNTERS)
+    ends = ctx.data.end_offsets(prefix)
     start = min(w.started + w.ready_seconds for w in workers)
     last_change, last = time.monotonic(), (-1.0, -1.0)
     while True:
-        handled = sum(w.metric("warden_events_total") for w in workers)
+        # Counters count a record handled again after a rebalance twice; positions do not.
+        # A partition's position is the furthest any worker has handled it to: a worker
+        # that gave it up flushed what it had handed its producer before it did.
+        reached: dict[tuple[str, int], int] = {}
+        for w in workers:
+            for tp, position in w.positions().items():
+                reached[tp] = max(position, reached.get(tp, 0))
+        handled = sum(min(reached.get(tp, 0), end) for tp, end in ends.items())
         out = sum(w.metric(name) for w in workers for name in COUNTERS.values())
         now = time.monotonic()
         if handled >= want_events and out >= want_outputs:

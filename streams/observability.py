@@ -39,6 +39,11 @@ SELLER_METRICS_PUBLISHED = Counter(
 PENDING_DEADLINES = Gauge(
     "warden_pending_deadlines", "Deadline and window-exit timers held by this worker.", registry=REGISTRY,
 )
+INPUT_POSITION = Gauge(
+    "warden_input_position",
+    "The offset after the last input record handled, by topic and partition (assigned here).",
+    ["topic", "partition"], registry=REGISTRY,
+)
 
 
 def exposition() -> bytes:
