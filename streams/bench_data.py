@@ -8,14 +8,17 @@ that a worker processes them in the same order (CONTRACT §4) as the replay here
 
 from __future__ import annotations
 
+import hashlib
 import json
+import pickle
 import statistics
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable
 
 from agents.pipeline import Pipeline, partition_for
-from rules.policy import Policy
+from rules.policy import Policy, load_policy
 from schemas.codec import Codec
 from streams import topics as T
 from streams.publisher import producer
@@ -57,7 +60,9 @@ def build(events: int, sellers: int, partitions: int, seed: int = 7, zipf: float
     """The first `events` events of a marketplace of `sellers` whose history ends now."""
     started = time.perf_counter()
     now = int(time.time() * 1000)
-    days = events / (sellers * EVENTS_PER_SELLER_DAY) + 3  # the first days have few scans and ratings
+    # a span with more than enough events (the first days have few scans and ratings); the
+    # data set is cut at exactly `events`
+    days = events / (sellers * EVENTS_PER_SELLER_DAY) * 1.2 + 3
     market = Marketplace(seed, sellers, now - int(days * DAY), zipf=zipf)
     codec = Codec()
     data = Dataset(sellers, partitions)
@@ -74,6 +79,8 @@ def build(events: int, sellers: int, partitions: int, seed: int = 7, zipf: float
             break
         if len(data.records) % 50_000 == 0:
             progress(f"building the data set: {len(data.records):,} of {events:,} events")
+    if len(data.records) < events:
+        raise RuntimeError(f"the simulated marketplace gave {len(data.records):,} events, not {events:,}")
     data.seconds_to_build = time.perf_counter() - started
     return data
 
@@ -169,3 +176,32 @@ def state_sizes(engine: Engine, policy: Policy) -> dict[str, Any]:
         "per_order": int(statistics.mean(order_bytes)) if order_bytes else 0,
         "total": sum(seller_bytes) + sum(order_bytes) + other,
     }
+
+
+def prepare(events: int, sellers: int, partitions: int, policy_path: str, cache_dir: str | None,
+            progress: Callable[[str], None] = lambda _: None) -> tuple[Dataset, Expected]:
+    """The data set and its expected outputs; with `cache_dir` (WARDEN_BENCH_CACHE) kept there
+    between runs, under a key of the sizes and of every source file and the policy they
+    depend on, so that a change to the code or the policy builds them again."""
+    path = None
+    if cache_dir:
+        root = Path(__file__).resolve().parent.parent
+        digest = hashlib.sha256(f"{events}/{sellers}/{partitions}".encode())
+        for source in sorted([Path(policy_path), *(p for d in ("agents", "tables", "rules", "schemas")
+                                                    for p in (root / d).rglob("*") if p.is_file()),
+                              root / "streams" / "simulator.py", root / "streams" / "bench_data.py"]):
+            digest.update(source.read_bytes())
+        path = Path(cache_dir) / f"bench-data-{events}-{digest.hexdigest()[:16]}.pickle"
+        if path.exists():
+            progress(f"data set and expected outputs from {path}")
+            with open(path, "rb") as fh:
+                return pickle.load(fh)
+    started = time.perf_counter()
+    data = build(events, sellers, partitions, progress=progress)
+    expected = expected_outputs(data, load_policy(policy_path), progress)
+    data.seconds_to_build = time.perf_counter() - started
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "wb") as fh:
+            pickle.dump((data, expected), fh, protocol=pickle.HIGHEST_PROTOCOL)
+    return data, expected

@@ -32,7 +32,6 @@ from typing import Any, Callable
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from agents.pipeline import partition_for
-from rules.policy import load_policy
 from schemas.codec import Codec
 from streams import bench_data
 from streams import topics as T
@@ -64,7 +63,8 @@ class Plan:
         else:
             plan = cls(events=1_000_000, sellers=20_000, repeats=3, latency_seconds=15.0, workers=workers, store=store)
         # WARDEN_BENCH_EVENTS / _SELLERS / _REPEATS / _LATENCY_SECONDS: another size, number of
-        # repeats, or time at each latency load
+        # repeats, or time at each latency load; WARDEN_BENCH_CACHE: a directory that keeps the
+        # data set and its expected outputs between runs (rebuilt when the code changes)
         plan.events = int(os.environ.get("WARDEN_BENCH_EVENTS", plan.events))
         plan.sellers = int(os.environ.get("WARDEN_BENCH_SELLERS", plan.sellers))
         plan.repeats = int(os.environ.get("WARDEN_BENCH_REPEATS", plan.repeats))
@@ -707,12 +707,12 @@ def run_stack(sections: list[str], quick: bool, report: Any, progress: Callable[
         ctx = Context(plan, servers, workdir, progress,
                       broker_pid=own_broker.pid if own_broker is not None else None)
         started = time.perf_counter()
-        ctx.data = bench_data.build(plan.events, plan.sellers, plan.partitions, progress=progress)
-        policy = load_policy(os.environ.get("WARDEN_POLICY", str(ROOT / "rules" / "policy.yaml")))
-        ctx.expected = bench_data.expected_outputs(ctx.data, policy, progress)
+        ctx.data, ctx.expected = bench_data.prepare(plan.events, plan.sellers, plan.partitions,
+                                                    os.environ.get("WARDEN_POLICY", str(ROOT / "rules" / "policy.yaml")),
+                                                    os.environ.get("WARDEN_BENCH_CACHE"), progress)
         report.add("setup", "data set: events", len(ctx.data), "",
                    f"{plan.sellers:,} sellers, Zipf 1.0, {plan.partitions} partitions; "
-                   f"built in {time.perf_counter() - started:.0f} s")
+                   f"prepared in {time.perf_counter() - started:.0f} s")
         try:
             if "ceiling" in wanted or "faust" in wanted:
                 prefix = ctx.fresh_prefix()
