@@ -7,14 +7,14 @@ that cannot be used becomes a dead-letter output with its reason, never an excep
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 from aiokafka.partitioner import murmur2
 
 from rules.effects import DecideAction, Effect, Notify, PublishMetrics, RejectInput
+from schemas import compact_json
 from schemas.codec import Codec, DecodeError
 from schemas.validation import EVENT_TIME, FieldRuleViolation, validate
 from streams import topics as T
@@ -53,7 +53,7 @@ class Outcome:
     outputs: list[Outgoing] = field(default_factory=list)
     # seller_id -> (SellerMetrics record, evidence order ids): the Redis view, made into
     # JSON when it is written, so only a seller's latest of each flush is serialized
-    views: dict[str, tuple[dict[str, Any], dict[str, list[str]]]] = field(default_factory=dict)
+    views: dict[str, tuple[dict[str, Any], Mapping[str, list[str]]]] = field(default_factory=dict)
     actions: dict[str, dict[str, str]] = field(default_factory=dict)  # seller -> action_id -> JSON
     decisions: int = 0  # enforcement actions and notifications published
     record_name: str | None = None
@@ -74,6 +74,7 @@ class Pipeline:
         self.max_future_ms = max_future_ms
         self.wall_clock = wall_clock or (lambda: int(time.time() * 1000))
         self._partition_cache: dict[str, int] = {}
+        self._events_counted: dict[str, Any] = {}  # topic -> its warden_events_total child
         # The clock's guard (Engine.limits): `unread(p)` names the input topics whose
         # partition p has records not handled yet; asked on every tick. Until a
         # partition's first tick every input topic counts as unread.
@@ -111,7 +112,10 @@ class Pipeline:
             source_partition = int(headers.get(T.H_PARTITION, b"-1"))
             source_offset = int(headers.get(T.H_OFFSET, b"-1"))
         label = self._base(source_topic)
-        EVENTS.labels(label).inc()
+        counter = self._events_counted.get(label)
+        if counter is None:
+            counter = self._events_counted[label] = EVENTS.labels(label)
+        counter.inc()
         source = (source_topic, source_partition, source_offset)
         try:
             name, record = self.codec.decode(value)
@@ -208,7 +212,7 @@ class Pipeline:
                 r = effect.record
                 value = self.codec.encode("EnforcementAction", r, self.prefix + T.ENFORCEMENTS)
                 out.outputs.append(Outgoing(T.ENFORCEMENTS, r["seller_id"].encode(), value))
-                out.actions.setdefault(r["seller_id"], {})[r["action_id"]] = json.dumps(r, separators=(",", ":"))
+                out.actions.setdefault(r["seller_id"], {})[r["action_id"]] = compact_json.dumps(r)
                 out.decisions += 1
                 ENFORCEMENTS.labels(r["action"], r["status"], r["metric"]).inc()
             elif isinstance(effect, Notify):

@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from typing import Any
 
 import redis.asyncio as aioredis
-
 from faust.types import TP
 
 from agents.pipeline import Outgoing, Pipeline
 from rules.policy import load_policy
+from schemas import compact_json
 from schemas.codec import Codec
 from streams.app import app, settings
 from tables.engine import Engine
@@ -193,8 +192,8 @@ class RedisView:
             return view
         record, evidence = view
         doc = dict(record)
-        doc["evidence_order_ids"] = evidence
-        return json.dumps(doc, separators=(",", ":"))
+        doc["evidence_order_ids"] = dict(evidence)  # read now (tables.engine._Evidence)
+        return compact_json.dumps(doc)
 
     def stage_actions(self, actions: dict[str, dict[str, str]]) -> None:
         for seller_id, docs in actions.items():

@@ -8,11 +8,12 @@ from typing import Any, Mapping
 
 @dataclass(frozen=True)
 class PublishMetrics:
-    """A seller's figures changed: publish this `SellerMetrics` record (and its evidence)."""
+    """A seller's figures changed: publish this `SellerMetrics` record (and its evidence,
+    metric -> order ids, for the seller's view: a mapping that may read them when asked)."""
 
     seller_id: str
     record: dict[str, Any] = field(hash=False)
-    evidence: dict[str, list[str]] = field(hash=False)
+    evidence: Mapping[str, list[str]] = field(hash=False)
     caused_by: str = ""
 
 

@@ -23,6 +23,7 @@ from rules.effects import DecideAction, Effect, Notify, RejectInput, SetFlag
 from rules.metrics import BELOW, FLAWED_REASON_INDEX, METRICS, rate_of, standing_of, wilson_lower_bound
 from rules.notifications import notification
 from rules.policy import Policy
+from schemas import compact_json
 
 WARNING, SUSPENSION, BAN, REINSTATEMENT = "WARNING", "SUSPENSION", "BAN", "REINSTATEMENT"
 ISSUED, PENDING_REVIEW, APPROVED, REJECTED = "ISSUED", "PENDING_REVIEW", "APPROVED", "REJECTED"
@@ -70,7 +71,7 @@ class History:
     due: int | None = None
 
     def dumps(self) -> bytes:
-        return json.dumps([self.actions, self.flags, self.episodes, self.due], separators=(",", ":")).encode()
+        return compact_json.dumpb([self.actions, self.flags, self.episodes, self.due])
 
     @classmethod
     def loads(cls, raw: bytes | str) -> History:
@@ -140,6 +141,25 @@ def enforceable(snapshot: Snapshot, i: int, policy: Policy) -> bool:
     if mp.min_confidence is not None and wilson_lower_bound(num, den, mp.min_confidence) <= mp.threshold_below:
         return False
     return True
+
+
+def may_act(figures: Any, policy: Policy) -> bool:
+    """Whether any rule can act on a seller's figures (numerators, denominators,
+    defect_buyers, flawed_by_reason, as in a Snapshot) when the seller has no enforcement
+    history: a metric `enforceable`, or an absolute rule's count reached. When not,
+    `evaluate` decides nothing for such a seller and need not run (the common case,
+    settled in a few comparisons)."""
+    numerators, denominators = figures.numerators, figures.denominators
+    for i, mp in policy.enforced_metrics:
+        den = denominators[i]
+        if den and den >= mp.min_volume and numerators[i] / den > mp.threshold_below \
+                and enforceable(figures, i, policy):
+            return True
+    by_reason = figures.flawed_by_reason
+    for rule in policy.absolute_rules:
+        if by_reason[FLAWED_REASON_INDEX[rule.refund_reason]] >= rule.min_count:
+            return True
+    return False
 
 
 def _new_action(snapshot: Snapshot, history: History, policy: Policy, now: int, cause: str, *,

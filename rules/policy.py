@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -70,6 +71,11 @@ class Policy:
     @property
     def longest_grace_ms(self) -> int:
         return max(self.scan_grace_ms, self.unfulfilled_grace_ms)
+
+    @cached_property
+    def enforced_metrics(self) -> tuple[tuple[int, MetricPolicy], ...]:
+        """(metric index, its policy) of every enforced metric, in METRICS order."""
+        return tuple((i, self.metrics[name]) for i, name in enumerate(METRICS) if self.metrics[name].enforced)
 
 
 def _check_keys(node: Mapping[str, Any], where: str, allowed: set[str], required: set[str]) -> None:

@@ -27,6 +27,7 @@ from rules.enforcement import (
     appeal,
     decide,
     evaluate,
+    may_act,
     next_check,
     republish,
 )
@@ -107,6 +108,8 @@ class Engine:
         self._retention_ms = policy.window_ms + policy.longest_grace_ms + RETENTION_SLACK_MS
         self.timers: dict[int, list[tuple[int, int, str]]] = {}
         self._month_of_slot = lru_cache(maxsize=8192)(self._compute_month)
+        self._months_of: dict[str, tuple[str, str, str]] = {}  # month -> the last three months
+        self._next_month_of: dict[str, int] = {}  # month -> when the next one starts
         self._handlers: dict[str, Callable[[dict[str, Any], int, dict[str, str], int], None]] = {
             "OrderPlaced": self._on_order,
             "ShipmentScan": self._on_scan,
@@ -403,7 +406,8 @@ class Engine:
             if changed:
                 s.published = signature
                 record = seller_metrics_record(seller_id, figures, self.policy, now)
-                effects.append(PublishMetrics(seller_id, record, self.evidence_of(seller_id), cause))
+                # evidence is read when the view is written (the latest record with the latest lists)
+                effects.append(PublishMetrics(seller_id, record, _Evidence(self, seller_id), cause))
             if changed or seller_id in self._due_checks:
                 self._enforce(seller_id, figures, now, cause, effects)
             due = self._month_rollover(s, now)
@@ -423,9 +427,11 @@ class Engine:
         """Evaluate the rules on a seller's changed figures; record and return the decisions."""
         self.evaluations += 1
         h = self.stores.enforcement.get(seller_id)
-        history = h if h is not None else History()
+        if h is None and not may_act(figures, self.policy):
+            return  # no history, nothing to act on: the rules would decide nothing
         snapshot = Snapshot(seller_id, figures.numerators, figures.denominators, figures.defect_buyers,
                             figures.flawed_by_reason, _Evidence(self, seller_id))
+        history = h if h is not None else History()
         decided = evaluate(snapshot, history, self.policy, now, cause)
         if not decided and h is None:
             return
@@ -500,6 +506,13 @@ class Engine:
         """The next month boundary, when the monthly figures would shift then."""
         if not any(s.monthly.values()):
             return None
+        current = self._month(now)
+        boundary = self._next_month_of.get(current)
+        if boundary is None:
+            boundary = self._next_month_of[current] = self._compute_next_month(now)
+        return boundary
+
+    def _compute_next_month(self, now: int) -> int:
         local = datetime.fromtimestamp(now / 1000, self.zone)
         year, month = (local.year + 1, 1) if local.month == 12 else (local.year, local.month + 1)
         return int(datetime(year, month, 1, tzinfo=self.zone).timestamp() * 1000)
@@ -512,7 +525,15 @@ class Engine:
         return self._month_of_slot(ms // _SLOT_MS)
 
     def _months(self, now: int) -> tuple[str, str, str]:
+        """The last three calendar months at `now`, oldest first."""
         current = self._month(now)
+        months = self._months_of.get(current)
+        if months is None:
+            months = self._months_of[current] = self._compute_months(current)
+        return months
+
+    @staticmethod
+    def _compute_months(current: str) -> tuple[str, str, str]:
         year, month = int(current[:4]), int(current[5:])
         out = []
         for back in (2, 1, 0):

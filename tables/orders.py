@@ -11,6 +11,7 @@ from bisect import insort
 from typing import Any
 
 from rules.metrics import FLAWED_REASON_INDEX
+from schemas import compact_json
 
 # Bound on the instants kept per order per kind (DELIVERED scans, flawed refunds): real
 # orders have one or two; the bound keeps a pathological stream from growing state.
@@ -114,11 +115,15 @@ class OrderState:
 
     def last_fact_at(self) -> int:
         """The latest instant of any fact about the order."""
-        times = [t for t in (self.placed_at, self.ship_by, self.possession_at, self.cancelled_at,
-                             self.rated_at) if t is not None]
-        times.extend(self.delivered[-1:])
-        times.extend(t for _, t in self.flawed[-1:])
-        return max(times, default=0)
+        latest = None
+        for t in (self.placed_at, self.ship_by, self.possession_at, self.cancelled_at, self.rated_at):
+            if t is not None and (latest is None or t > latest):
+                latest = t
+        if self.delivered and (latest is None or self.delivered[-1] > latest):
+            latest = self.delivered[-1]
+        if self.flawed and (latest is None or self.flawed[-1][1] > latest):
+            latest = self.flawed[-1][1]
+        return 0 if latest is None else latest
 
     def first_flawed_at(self) -> int | None:
         return self.flawed[0][1] if self.flawed else None
@@ -126,13 +131,12 @@ class OrderState:
     # --- storage ----------------------------------------------------------------------
 
     def dumps(self) -> bytes:
-        return json.dumps(
+        return compact_json.dumpb(
             [self.placed_at, self.ship_by, self.buyer_id, self.show_id, self.possession_at,
              int(self.carrier_fault), self.cancelled_at, int(self.cancelled_by_seller),
              self.delivered, self.flawed, self.rated_at, self.stars, self.rating_id,
-             self.rating_buyer, self.mask, self.counted_buyer, self.flawed_month, self.due],
-            separators=(",", ":"),
-        ).encode()
+             self.rating_buyer, self.mask, self.counted_buyer, self.flawed_month, self.due]
+        )
 
     @classmethod
     def loads(cls, raw: bytes | str) -> OrderState:

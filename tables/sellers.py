@@ -9,16 +9,15 @@ history: 10 counters, 5 distinct-buyer counts, 4 reason counts, at most 3 months
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from rules.metrics import ALL_NUM_BITS, DEN_BITS, FLAWED_REASONS, NUM_BITS, REASON_BITS
+from schemas import compact_json
 
 MONTHS_KEPT = 3
 
 
-@dataclass(frozen=True)
-class SellerFigures:
+class SellerFigures(NamedTuple):
     """A read-only snapshot of a seller's figures, as the rules consume it."""
 
     numerators: tuple[int, ...]
@@ -73,10 +72,9 @@ class SellerState:
         )
 
     def dumps(self) -> bytes:
-        return json.dumps(
-            [self.counts, self.defect_buyers, self.by_reason, self.monthly, self.published, self.due],
-            separators=(",", ":"),
-        ).encode()
+        return compact_json.dumpb(
+            [self.counts, self.defect_buyers, self.by_reason, self.monthly, self.published, self.due]
+        )
 
     @classmethod
     def loads(cls, raw: bytes | str) -> SellerState:
