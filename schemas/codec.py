@@ -20,6 +20,8 @@ from typing import Any, Callable, Mapping
 import fastavro
 from fastavro.schema import fingerprint, to_parsing_canonical_form
 
+from schemas import avro_reader
+from schemas.avro_reader import compile_reader
 from schemas.avro_writer import compile_writer
 
 SCHEMA_DIR = Path(__file__).resolve().parent
@@ -72,6 +74,7 @@ class SchemaVersion:
     source: dict[str, Any]
     writer: Any  # fastavro-parsed, logical types stripped
     compiled: Any  # the body writer compiled for this schema (schemas.avro_writer), or None
+    compiled_reader: Any  # the body reader compiled for this schema (schemas.avro_reader), or None
     fingerprint: bytes  # 8 bytes, little-endian CRC-64-AVRO of the Parsing Canonical Form
     current: bool
 
@@ -82,7 +85,7 @@ def _version(name: str, source: dict[str, Any], current: bool) -> SchemaVersion:
     stripped = _strip_logical_types(copy.deepcopy(source))
     parsed = fastavro.parse_schema(stripped)
     return SchemaVersion(name=name, source=source, writer=parsed, compiled=compile_writer(stripped) if current else None,
-                         fingerprint=fp, current=current)
+                         compiled_reader=compile_reader(stripped), fingerprint=fp, current=current)
 
 
 def _write_body(version: SchemaVersion, record: Mapping[str, Any]) -> bytes:
@@ -131,11 +134,13 @@ class SingleObjectCodec:
 
     def __init__(self, catalog: SchemaCatalog = CATALOG) -> None:
         self.catalog = catalog
-        # fingerprint -> (record name, writer schema, reader schema or None when identical)
-        self._readers: dict[bytes, tuple[str, Any, Any]] = {}
+        # fingerprint -> (record name, writer schema, reader schema or None when identical,
+        # the compiled reader when identical)
+        self._readers: dict[bytes, tuple[str, Any, Any, Any]] = {}
         for fp, version in catalog.by_fingerprint.items():
             reader = None if version.current else catalog.current[version.name].writer
-            self._readers[fp] = (version.name, version.writer, reader)
+            self._readers[fp] = (version.name, version.writer, reader,
+                                 version.compiled_reader if version.current else None)
         self._headers = {n: SINGLE_OBJECT_MAGIC + v.fingerprint for n, v in catalog.current.items()}
 
     def decode(self, data: bytes) -> tuple[str, Record]:
@@ -145,11 +150,28 @@ class SingleObjectCodec:
             if len(fp) < 8:
                 raise DecodeError("truncated", "single-object header shorter than 10 bytes")
             raise DecodeError("unknown_schema", f"unknown schema fingerprint {fp.hex()}")
-        name, writer, reader = entry
+        name, writer, reader, compiled = entry
+        if compiled is not None:
+            return name, _read_compiled(data, 10, compiled)
         return name, _read_body(data, 10, writer, reader)
 
     def encode(self, name: str, record: Mapping[str, Any]) -> bytes:
         return self._headers[name] + _write_body(self.catalog.current[name], record)
+
+
+def _read_compiled(data: bytes, offset: int, read: Any) -> Record:
+    """A body read by a compiled reader, with fastavro's failures named as `_read_body` does."""
+    try:
+        record, end = read(data, offset)
+    except (avro_reader.Truncated, IndexError) as exc:
+        raise DecodeError("truncated", f"record body ends early: {exc}") from None
+    except avro_reader.BadIndex:
+        raise DecodeError("unknown_enum_symbol", "enum symbol or union branch index out of range") from None
+    except Exception as exc:  # a negative length, bad UTF-8, ...
+        raise DecodeError("undecodable", f"{type(exc).__name__}: {exc}") from None
+    if end != len(data):
+        raise DecodeError("trailing_bytes", f"{len(data) - end} bytes after the record")
+    return record  # type: ignore[no-any-return]
 
 
 def _read_body(data: bytes, offset: int, writer: Any, reader: Any) -> Record:
@@ -186,11 +208,11 @@ class ConfluentCodec:
                 return SchemaRegistryClient({"url": url})
 
         self._client = client_factory(registry_url)
-        self._by_id: dict[int, tuple[str, Any, Any]] = {}
+        self._by_id: dict[int, tuple[str, Any, Any, Any]] = {}
         self._ids: dict[tuple[str, str], int] = {}
         self._lock = threading.Lock()
 
-    def _reader_for(self, schema_id: int) -> tuple[str, Any, Any]:
+    def _reader_for(self, schema_id: int) -> tuple[str, Any, Any, Any]:
         entry = self._by_id.get(schema_id)
         if entry is not None:
             return entry
@@ -206,7 +228,7 @@ class ConfluentCodec:
         writer = fastavro.parse_schema(_strip_logical_types(source))
         current = self.catalog.current[short]
         same = to_parsing_canonical_form(source) == to_parsing_canonical_form(current.source)
-        entry = (short, writer, None if same else current.writer)
+        entry = (short, writer, None if same else current.writer, current.compiled_reader if same else None)
         self._by_id[schema_id] = entry
         return entry
 
@@ -214,7 +236,9 @@ class ConfluentCodec:
         if len(data) < 5:
             raise DecodeError("truncated", "Confluent header shorter than 5 bytes")
         (schema_id,) = struct.unpack_from(">I", data, 1)
-        name, writer, reader = self._reader_for(schema_id)
+        name, writer, reader, compiled = self._reader_for(schema_id)
+        if compiled is not None:
+            return name, _read_compiled(data, 5, compiled)
         return name, _read_body(data, 5, writer, reader)
 
     def schema_id(self, name: str, subject: str) -> int:
