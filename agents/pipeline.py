@@ -51,9 +51,8 @@ class Outcome:
     """What handling one input record produced."""
 
     outputs: list[Outgoing] = field(default_factory=list)
-    # seller_id -> (SellerMetrics record, evidence order ids): the Redis view, made into
-    # JSON when it is written, so only a seller's latest of each flush is serialized
-    views: dict[str, tuple[dict[str, Any], Mapping[str, list[str]]]] = field(default_factory=dict)
+    # seller_id -> (SellerMetrics as published, evidence order ids by metric): the Redis view
+    views: dict[str, tuple[bytes, Mapping[str, list[str]]]] = field(default_factory=dict)
     actions: dict[str, dict[str, str]] = field(default_factory=dict)  # seller -> action_id -> JSON
     decisions: int = 0  # enforcement actions and notifications published
     record_name: str | None = None
@@ -206,7 +205,7 @@ class Pipeline:
             if isinstance(effect, PublishMetrics):
                 value = self.codec.encode("SellerMetrics", effect.record, self.prefix + T.SELLER_METRICS)
                 out.outputs.append(Outgoing(T.SELLER_METRICS, effect.seller_id.encode(), value))
-                out.views[effect.seller_id] = (effect.record, effect.evidence)
+                out.views[effect.seller_id] = (value, effect.evidence)
                 SELLER_METRICS_PUBLISHED.inc()
             elif isinstance(effect, DecideAction):
                 r = effect.record

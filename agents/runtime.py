@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
-from typing import Any
+from typing import Any, Mapping
 
 import redis.asyncio as aioredis
 from faust.types import TP
@@ -167,33 +168,29 @@ def publish(out: Outgoing) -> None:
 
 
 class RedisView:
-    """The sellers' latest metrics in Redis (one JSON key per seller), written in batches."""
+    """The sellers' latest metrics and actions in Redis, written in batches.
+
+    A seller's metrics view is a hash: `record`, its latest SellerMetrics as published (the
+    wire bytes, made once for the topic: nothing is serialized again per record) and
+    `evidence`, JSON metric -> order ids read when the view is written. The API decodes
+    it when asked. Only a seller's latest record of each flush is written."""
 
     def __init__(self, url: str, prefix: str) -> None:
         self.client = aioredis.from_url(url)
         self.prefix = f"{prefix}warden"
-        self.pending: dict[str, Any] = {}  # seller -> JSON, or (record, evidence) not yet serialized
+        # seller -> (record bytes, evidence mapping, or its JSON once written)
+        self.pending: dict[str, tuple[bytes, Any]] = {}
         self.pending_actions: dict[str, dict[str, str]] = {}
         self._warned = False
 
     def metrics_key(self, seller_id: str) -> str:
-        return f"{self.prefix}:seller:{seller_id}:metrics"
+        return f"{self.prefix}:seller:{seller_id}:view"
 
     def actions_key(self, seller_id: str) -> str:
         return f"{self.prefix}:seller:{seller_id}:actions"
 
-    def stage(self, views: dict[str, tuple[dict[str, Any], dict[str, list[str]]]]) -> None:
+    def stage(self, views: dict[str, tuple[bytes, Mapping[str, list[str]]]]) -> None:
         self.pending.update(views)
-
-    @staticmethod
-    def document(view: Any) -> str:
-        """A seller's metrics view as stored: the SellerMetrics record and its evidence."""
-        if isinstance(view, str):
-            return view
-        record, evidence = view
-        doc = dict(record)
-        doc["evidence_order_ids"] = dict(evidence)  # read now (tables.engine._Evidence)
-        return compact_json.dumps(doc)
 
     def stage_actions(self, actions: dict[str, dict[str, str]]) -> None:
         for seller_id, docs in actions.items():
@@ -206,16 +203,18 @@ class RedisView:
         actions, self.pending_actions = self.pending_actions, {}
         try:
             async with self.client.pipeline(transaction=False) as pipe:
-                for seller_id, view in batch.items():
-                    batch[seller_id] = doc = self.document(view)
-                    pipe.set(self.metrics_key(seller_id), doc)
+                for seller_id, (record, evidence) in batch.items():
+                    if not isinstance(evidence, str):
+                        evidence = compact_json.dumps(dict(evidence))  # read now (tables.engine._Evidence)
+                        batch[seller_id] = (record, evidence)
+                    pipe.hset(self.metrics_key(seller_id), mapping={"record": record, "evidence": evidence})
                 for seller_id, docs in actions.items():
                     pipe.hset(self.actions_key(seller_id), mapping=docs)
                 await pipe.execute()
             self._warned = False
         except Exception as exc:  # Redis down: keep the newest views, try again next flush
-            for seller_id, doc in batch.items():
-                self.pending.setdefault(seller_id, doc)
+            for seller_id, written in batch.items():
+                self.pending.setdefault(seller_id, written)
             for seller_id, docs in actions.items():
                 for action_id, doc in docs.items():
                     self.pending_actions.setdefault(seller_id, {}).setdefault(action_id, doc)
@@ -223,8 +222,14 @@ class RedisView:
                 log.warning("Redis at %s unavailable (%s); views will catch up", settings.redis_url, exc)
                 self._warned = True
 
-    async def get(self, key: str) -> Any:
-        return await self.client.get(key)
+    async def metrics(self, seller_id: str) -> dict[str, Any] | None:
+        """A seller's latest SellerMetrics record with its evidence, or None."""
+        stored = await self.client.hgetall(self.metrics_key(seller_id))
+        if not stored or b"record" not in stored:
+            return None
+        _, record = codec.decode(stored[b"record"])
+        record["evidence_order_ids"] = json.loads(stored.get(b"evidence", b"{}"))
+        return record
 
     async def run(self, stopping: asyncio.Event | None = None) -> None:
         while True:

@@ -45,10 +45,10 @@ def _not_found(self: View, seller_id: str, what: str) -> Response:
 @app.page("/api/sellers/{seller_id}/metrics")
 class SellerMetricsView(View):
     async def get(self, request: Request, seller_id: str) -> Response:
-        doc = await view.get(view.metrics_key(seller_id))
-        if doc is None:
+        record = await view.metrics(seller_id)
+        if record is None:
             return _not_found(self, seller_id, "metrics")
-        return self.bytes(doc, content_type="application/json")
+        return self.json(record)
 
 
 @app.page("/api/sellers/{seller_id}/actions")
