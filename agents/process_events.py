@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import time
 from types import SimpleNamespace
@@ -35,6 +36,7 @@ def _rebuild_after_rebalance() -> None:
         merge.forget()
         INPUT_POSITION.clear()
         PENDING_DEADLINES.set(engine.rebuild_timers())
+        gc.freeze()  # the recovered tables: long-lived, never cyclic garbage
         # A decision stored just before a crash may not have reached its topic: publish
         # the recent ones again, same records and ids.
         owned = {tp.partition for tp in app.assignor.assigned_actives() if tp.topic == TICKS}

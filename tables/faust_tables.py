@@ -59,21 +59,23 @@ class ChangelogStore(MutableMapping[str, Any]):
             self._data = store.data if isinstance(store, MemoryStore) else store
         return self._data
 
+    # The core calls these for every event: each reads the resolved store directly.
+
     def __getitem__(self, key: str) -> Any:
-        return self.data[key]
+        return (self._data if self._data is not None else self.data)[key]
 
     def get(self, key: str, default: Any = None) -> Any:
-        return self.data.get(key, default)
+        return (self._data if self._data is not None else self.data).get(key, default)
 
     def __contains__(self, key: object) -> bool:
-        return key in self.data
+        return key in (self._data if self._data is not None else self.data)
 
     def __setitem__(self, key: str, value: Any) -> None:
-        self.data[key] = value
+        (self._data if self._data is not None else self.data)[key] = value
         self.dirty[(self.changelogs.partition, key)] = value
 
     def __delitem__(self, key: str) -> None:
-        del self.data[key]
+        del (self._data if self._data is not None else self.data)[key]
         self.dirty[(self.changelogs.partition, key)] = None
 
     def __iter__(self) -> Iterator[str]:
