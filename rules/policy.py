@@ -73,6 +73,11 @@ class Policy:
         return max(self.scan_grace_ms, self.unfulfilled_grace_ms)
 
     @cached_property
+    def memo(self) -> dict[Any, Any]:
+        """Values derived from this policy alone, memoized by their users (bounded by them)."""
+        return {}
+
+    @cached_property
     def enforced_metrics(self) -> tuple[tuple[int, MetricPolicy], ...]:
         """(metric index, its policy) of every enforced metric, in METRICS order."""
         return tuple((i, self.metrics[name]) for i, name in enumerate(METRICS) if self.metrics[name].enforced)
