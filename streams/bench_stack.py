@@ -350,15 +350,20 @@ def section_faust(ctx: Context, report: Any, prefix: str) -> None:
 
 def section_worker(ctx: Context, report: Any) -> None:
     assert ctx.data is not None
-    runs, readies = [], []
+    runs, readies, worker_cpu, broker_cpu = [], [], [], []
     for r in range(ctx.plan.repeats):
         prefix = ctx.fresh_prefix()
         ctx.progress(f"(c) worker end to end, run {r + 1}/{ctx.plan.repeats}")
         w = WorkerRun(ctx, prefix, "warden", "w1").start()
         try:
             readies.append(w.wait_ready())
+            assert w.proc is not None
+            cpu0 = cpu_seconds(w.proc.pid), cpu_seconds(ctx.broker_pid)
             seconds = drain(ctx, [w], prefix, f"(c) run {r + 1}")
             runs.append(len(ctx.data) / seconds)
+            # CPU per event, from ready to drained (reading the outputs back included)
+            worker_cpu.append((cpu_seconds(w.proc.pid) - cpu0[0]) / len(ctx.data) * 1e6)
+            broker_cpu.append((cpu_seconds(ctx.broker_pid) - cpu0[1]) / len(ctx.data) * 1e6)
         except BaseException:
             w.stop()
             raise
@@ -372,6 +377,9 @@ def section_worker(ctx: Context, report: Any) -> None:
     outputs = sum(ctx.expected.outputs.values())
     report.add("c", "Warden worker, end to end", rate, "events/s",
                _spread_note(runs) + _ratio(ctx, rate) + _vs_b(ctx, rate))
+    report.add("c", "worker CPU per event", statistics.median(worker_cpu), "µs",
+               "process CPU time / events, ready to drained" + (
+                   f"; broker {statistics.median(broker_cpu):.1f} µs" if ctx.own_broker else ""))
     report.add("c", "outputs published per run (checked)", outputs, "records",
                ", ".join(f"{t.split('.')[-1]} {n:,}" for t, n in sorted(ctx.expected.outputs.items())))
 
