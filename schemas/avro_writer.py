@@ -44,6 +44,17 @@ def write_long(n: int) -> bytes:
     return bytes(out)
 
 
+class Encoded(dict):  # type: ignore[type-arg]
+    """A record or map value that carries its own Avro encoding, written as is: for values
+    shared by many records (a metric's figure), encoded once. Read it as the dict it is."""
+
+    __slots__ = ("avro",)
+
+    def __init__(self, value: dict[str, Any], avro: bytes) -> None:
+        super().__init__(value)
+        self.avro = avro
+
+
 class Unsupported(Exception):
     """A schema feature the compiler does not handle (fastavro is used instead)."""
 
@@ -90,7 +101,12 @@ class _Compiler:
             return self.union(schema, value, namespace, indent)
         kind = schema.get("type")
         if kind == "record":
-            return [f"{indent}{self.record(schema, namespace)}(b, {value})"]
+            function, item = self.record(schema, namespace), self.fresh("v")
+            return [f"{indent}{item} = {value}",
+                    f"{indent}if type({item}) is Encoded:",
+                    f"{indent}    b += {item}.avro",
+                    f"{indent}else:",
+                    f"{indent}    {function}(b, {item})"]
         if kind == "enum":
             full = self.full_name(schema["name"], schema.get("namespace", namespace))
             self.named.setdefault(full, schema)
@@ -108,14 +124,17 @@ class _Compiler:
                     f"{indent}b += Z"]
         if kind == "map":
             key, item, mapping = self.fresh("k"), self.fresh("x"), self.fresh("m")
-            body = self.statements(schema["values"], item, namespace, indent + "        ")
+            body = self.statements(schema["values"], item, namespace, indent + "            ")
             return [f"{indent}{mapping} = {value}",
-                    f"{indent}if {mapping}:",
-                    f"{indent}    b += L(len({mapping}))",
-                    f"{indent}    for {key}, {item} in {mapping}.items():",
-                    *self.primitive("string", key, indent + "        "),
+                    f"{indent}if type({mapping}) is Encoded:",
+                    f"{indent}    b += {mapping}.avro",
+                    f"{indent}else:",
+                    f"{indent}    if {mapping}:",
+                    f"{indent}        b += L(len({mapping}))",
+                    f"{indent}        for {key}, {item} in {mapping}.items():",
+                    *self.primitive("string", key, indent + "            "),
                     *body,
-                    f"{indent}b += Z"]
+                    f"{indent}    b += Z"]
         raise Unsupported(f"schema type {kind!r}")
 
     def primitive(self, kind: str, value: str, indent: str) -> list[str]:
@@ -173,14 +192,32 @@ def compile_writer(schema: dict[str, Any], prefix: bytes = b"") -> Writer | None
     compiler = _Compiler()
     try:
         top = compiler.record(schema, None)
+        field_writers = {}
+        for f in schema["fields"]:  # each top-level field's value alone, for Encoded values
+            function = field_writers[f["name"]] = compiler.fresh("f_")
+            compiler.sources.append("\n".join([f"def {function}(b, v):",
+                                                *compiler.statements(f["type"], "v", schema.get("namespace"), "    ")]))
     except Unsupported:
         return None
     namespace: dict[str, Any] = {
         "L": write_long, "PF": struct.Struct("<f").pack, "PD": struct.Struct("<d").pack,
-        "T": b"\x01", "F": b"\x00", "Z": b"\x00", "PREFIX": prefix, **compiler.constants,
+        "T": b"\x01", "F": b"\x00", "Z": b"\x00", "PREFIX": prefix, "Encoded": Encoded, **compiler.constants,
     }
     source = "\n\n".join(compiler.sources) + (
         f"\n\ndef write(r):\n    b = bytearray(PREFIX)\n    {top}(b, r)\n    return bytes(b)\n")
     exec(compile(source, f"<avro writer {schema.get('name')}>", "exec"), namespace)
     write: Writer = namespace["write"]
+    # for values encoded once (Encoded): the writer of each named record type, and of each
+    # top-level field's value
+    write.parts = {full: _part_writer(namespace[function]) for full, function in compiler.functions.items()}  # type: ignore[attr-defined]
+    write.fields = {name: _part_writer(namespace[function]) for name, function in field_writers.items()}  # type: ignore[attr-defined]
     return write
+
+
+def _part_writer(function: Callable[[bytearray, Any], None]) -> Writer:
+    def write_part(value: Any) -> bytes:
+        b = bytearray()
+        function(b, value)
+        return bytes(b)
+
+    return write_part

@@ -22,7 +22,7 @@ from fastavro.schema import fingerprint, to_parsing_canonical_form
 
 from schemas import avro_reader
 from schemas.avro_reader import compile_reader
-from schemas.avro_writer import compile_writer
+from schemas.avro_writer import Encoded, compile_writer
 
 SCHEMA_DIR = Path(__file__).resolve().parent
 SINGLE_OBJECT_MAGIC = b"\xc3\x01"
@@ -99,6 +99,18 @@ def _write_body(version: SchemaVersion, record: Mapping[str, Any]) -> bytes:
     buf = io.BytesIO()
     fastavro.schemaless_writer(buf, version.writer, record)
     return buf.getvalue()
+
+
+def encoded_part(record: str, part: str, value: dict[str, Any]) -> dict[str, Any]:
+    """`value` carrying its encoding (schemas.avro_writer.Encoded), so that every record
+    sharing it writes those bytes as they are: `part` is the full name of a record type
+    within the current `record` schema ("warden.MonthCount"), or a top-level field of it
+    ("flawed_items_by_reason"). A plain dict when the writer of `record` is not compiled."""
+    compiled = CATALOG.current[record].compiled
+    if compiled is None:
+        return value
+    writer = compiled.parts.get(part) or compiled.fields[part]
+    return Encoded(value, writer(value))
 
 
 class SchemaCatalog:

@@ -82,3 +82,24 @@ def test_a_record_the_writer_cannot_take_gets_fastavros_error() -> None:
 def test_unsupported_schemas_are_left_to_fastavro() -> None:
     schema = {"type": "record", "name": "U", "fields": [{"name": "x", "type": ["int", "string", "null"]}]}
     assert compile_writer(schema) is None
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_sub_records_carrying_their_encoding_write_the_same_bytes(data: st.DataObject) -> None:
+    from schemas.avro_writer import Encoded
+    from schemas.codec import encoded_part
+    from rules.metrics import METRICS
+
+    schema = _strip_logical_types(CATALOG.current["SellerMetrics"].source)
+    record = data.draw(strategy(schema, {}))
+    shared = dict(record)
+    for name in METRICS:
+        shared[name] = encoded_part("SellerMetrics", "warden.MetricFigure", record[name])
+        assert isinstance(shared[name], Encoded) and shared[name] == record[name]
+    shared["flawed_items_monthly"] = [encoded_part("SellerMetrics", "warden.MonthCount", m)
+                                      for m in record["flawed_items_monthly"]]
+    shared["flawed_items_by_reason"] = encoded_part("SellerMetrics", "flawed_items_by_reason",
+                                                    record["flawed_items_by_reason"])
+    assert Codec().encode("SellerMetrics", shared) == Codec().encode("SellerMetrics", record)
+    assert Codec().encode("SellerMetrics", shared)[10:] == fastavro_bytes("SellerMetrics", record)
