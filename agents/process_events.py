@@ -16,6 +16,7 @@ from streams import topics as T
 from streams.app import app, input_topic, settings
 from streams.batches import Acks, Batch, route_batches
 from streams.observability import EVENT_TO_DECISION, INPUT_POSITION, PENDING_DEADLINES
+from tables.faust_tables import bind_fast
 
 _generation: list[int] = [-1]
 REPUBLISH_HORIZON_S = 600.0  # far beyond the 1 s commit interval
@@ -35,6 +36,7 @@ def _rebuild_after_rebalance() -> None:
         _generation[0] = generation
         merge.forget()
         INPUT_POSITION.clear()
+        bind_fast(engine.stores)
         PENDING_DEADLINES.set(engine.rebuild_timers())
         gc.freeze()  # the recovered tables: long-lived, never cyclic garbage
         # A decision stored just before a crash may not have reached its topic: publish

@@ -90,28 +90,27 @@ def contribution(o: OrderFacts, now: int, policy: Policy) -> int:
 def next_change(o: OrderFacts, now: int, policy: Policy) -> int | None:
     """The earliest instant after `now` at which `contribution` may differ, or None."""
     window = policy.window_ms
+    # Each fact's instant matters twice: when it enters the window and when it leaves it.
+    instants = [o.placed_at, o.cancelled_at, o.rated_at]
+    ship_by = o.ship_by
+    if ship_by is not None:
+        instants.append(ship_by)
+        instants.append(ship_by + policy.unfulfilled_grace_ms)
+    instants.extend(o.delivered)
+    for _, t in o.flawed:
+        instants.append(t)
     best: int | None = None
-
-    def consider(t: int | None) -> None:
-        nonlocal best
+    for t in instants:
         if t is None:
-            return
-        # An instant matters twice: when it enters the window and when it leaves it.
-        for candidate in (t, t + window):
-            if candidate > now and (best is None or candidate < best):
-                best = candidate
-
-    consider(o.placed_at)
-    consider(o.cancelled_at)
-    if o.ship_by is not None:
-        consider(o.ship_by)
-        late_at = o.ship_by + policy.scan_grace_ms
+            continue
+        if t <= now:
+            t += window
+            if t <= now:
+                continue
+        if best is None or t < best:
+            best = t
+    if ship_by is not None:
+        late_at = ship_by + policy.scan_grace_ms  # judged late, no scan yet (it never leaves)
         if late_at > now and (best is None or late_at < best):
             best = late_at
-        consider(o.ship_by + policy.unfulfilled_grace_ms)
-    for t in o.delivered:
-        consider(t)
-    for _, t in o.flawed:
-        consider(t)
-    consider(o.rated_at)
     return best

@@ -333,7 +333,8 @@ class Engine:
                 ckey = f"{seller}{SEP}{i}{SEP}{old_buyer}"
                 left = counters.get(ckey, 0) - 1
                 if left <= 0:
-                    counters.pop(ckey, None)
+                    if ckey in counters:
+                        del counters[ckey]  # (stores note `del`, not pop: tables.faust_tables)
                     s.defect_buyers[i] -= 1
                 else:
                     counters[ckey] = left
@@ -354,8 +355,8 @@ class Engine:
                     ids.remove(order_id)
                 if ids:
                     evidence[ekey] = ids
-                else:
-                    evidence.pop(ekey, None)
+                elif ekey in evidence:
+                    del evidence[ekey]
 
     # --- timers ---------------------------------------------------------------------------
 

@@ -136,3 +136,32 @@ def test_acks_mark_offsets_once_and_ignore_what_is_already_committed() -> None:
         acks.ack(tp, offset)
     assert consumer._acked[tp] == [10, 11]
     assert consumer._n_acked == 2
+
+
+def test_a_memory_store_dict_notes_the_cores_writes_but_not_recoverys() -> None:
+    from faust.stores.memory import Store as MemoryStore
+
+    from tables.engine import Stores
+    from tables.faust_tables import DirtyDict, bind_fast
+
+    register_codecs()
+    logs = Changelogs()
+    table = FakeTable("m")
+    table.data = MemoryStore.__new__(MemoryStore)  # a memory store without an app
+    table.data.data = {"recovered": [0]}
+    store = ChangelogStore(table, logs)
+    logs.stores.append(store)
+    stores = Stores(orders=store)  # type: ignore[arg-type]
+    bind_fast(stores)
+    fast = stores.orders
+    assert isinstance(fast, DirtyDict) and fast is table.data.data and fast["recovered"] == [0]
+    fast.update({"from-changelog": [1]})  # recovery's way: not noted
+    logs.at(2)
+    fast["k"] = [5]
+    del fast["recovered"]
+    sent = Sent()
+    logs.produce_last(sent, logs.produce_pending(sent))
+    assert sorted(sent.records, key=repr) == sorted([("m-changelog", [5], b"k", 2),
+                                                     ("m-changelog", None, b"recovered", 2)], key=repr)
+    fast["k2"] = [6]  # the dirty set is still shared after a flush
+    assert logs.pending() == 1
