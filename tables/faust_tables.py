@@ -154,7 +154,7 @@ class Changelogs:
         broker. So every flush ends each partition with a batch of one record, and the
         high watermark is right even on a broker that reports it as the last batch's base
         offset + 1 (Tansu does): recovery reads a changelog up to its high watermark."""
-        last: dict[tuple[str, int], tuple[Any, ...]] = {}
+        held: list[tuple[Any, ...]] = []
         for index, store in enumerate(self.stores):
             if not store.dirty:
                 continue
@@ -165,15 +165,19 @@ class Changelogs:
             dump_key = codecs.get_codec(table.key_serializer).dumps
             dump_value = codecs.get_codec(table.value_serializer).dumps
             persists = not isinstance(table.data, MemoryStore)
-            for (partition, key), value in dirty.items():
-                record = (topic, None if value is None else dump_value(value), dump_key(key), partition,
-                          self._delivered(index, partition) if persists else None)
-                self.produced += 1
-                held = last.get((topic, partition))
-                if held is not None:
-                    produce(held[0], held[1], held[2], partition=held[3], on_delivery=held[4])
-                last[(topic, partition)] = record
-        return list(last.values())
+            last = {}  # changelog partition -> its last changed key
+            for changed in dirty:
+                last[changed[0]] = changed
+            for changed, value in dirty.items():
+                partition, key = changed
+                raw = None if value is None else dump_value(value)
+                delivered = self._delivered(index, partition) if persists else None
+                if last[partition] == changed:
+                    held.append((topic, raw, dump_key(key), partition, delivered))
+                else:
+                    produce(topic, raw, dump_key(key), partition=partition, on_delivery=delivered)
+            self.produced += len(dirty)
+        return held
 
     def produce_last(self, produce: Produce, held: list[tuple[Any, ...]]) -> None:
         for topic, value, key, partition, on_delivery in held:
