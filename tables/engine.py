@@ -236,23 +236,23 @@ class Engine:
         ship_by = r.get("ship_by")
         if ship_by is None:
             ship_by = self.calendar.ship_by(r["placed_at"])
-        o.place(r["placed_at"], ship_by, r["buyer_id"], r.get("show_id"))
-        self._touch(partition, seller, order_id, key, o, now, dirty, r["event_id"])
+        changed = o.place(r["placed_at"], ship_by, r["buyer_id"], r.get("show_id"))
+        self._touch(partition, seller, order_id, key, o, now, dirty, r["event_id"], changed)
 
     def _on_scan(self, r: dict[str, Any], now: int, dirty: dict[str, str], partition: int) -> None:
         seller = r["seller_id"]
         for order_id in dict.fromkeys(r["order_ids"]):
             key = order_key(seller, order_id)
             o = self._order(key)
-            o.scan(r["scan_type"], r["scanned_at"], r.get("carrier_fault", False))
-            self._touch(partition, seller, order_id, key, o, now, dirty, r["event_id"])
+            changed = o.scan(r["scan_type"], r["scanned_at"], r.get("carrier_fault", False))
+            self._touch(partition, seller, order_id, key, o, now, dirty, r["event_id"], changed)
 
     def _on_cancel(self, r: dict[str, Any], now: int, dirty: dict[str, str], partition: int) -> None:
         seller, order_id = r["seller_id"], r["order_id"]
         key = order_key(seller, order_id)
         o = self._order(key)
-        o.cancel(r["cancelled_at"], r["initiated_by"] == "SELLER")
-        self._touch(partition, seller, order_id, key, o, now, dirty, r["event_id"])
+        changed = o.cancel(r["cancelled_at"], r["initiated_by"] == "SELLER")
+        self._touch(partition, seller, order_id, key, o, now, dirty, r["event_id"], changed)
 
     def _on_refund(self, r: dict[str, Any], now: int, dirty: dict[str, str], partition: int) -> None:
         seller, order_id = r["seller_id"], r["order_id"]
@@ -265,8 +265,8 @@ class Engine:
         seller, order_id = r["seller_id"], r["order_id"]
         key = order_key(seller, order_id)
         o = self._order(key)
-        o.rate(r["rating_id"], r["stars"], r["rated_at"], r["buyer_id"])
-        self._touch(partition, seller, order_id, key, o, now, dirty, r["event_id"])
+        changed = o.rate(r["rating_id"], r["stars"], r["rated_at"], r["buyer_id"])
+        self._touch(partition, seller, order_id, key, o, now, dirty, r["event_id"], changed)
 
     # --- the incremental sum --------------------------------------------------------------
 
@@ -280,8 +280,11 @@ class Engine:
         return s
 
     def _touch(self, partition: int, seller: str, order_id: str, key: str, o: OrderState,
-               now: int, dirty: dict[str, str], cause: str) -> None:
-        """Re-evaluate one order at `now`, move the seller's figures by the difference."""
+               now: int, dirty: dict[str, str], cause: str, changed: bool = True) -> None:
+        """Re-evaluate one order at `now`, move the seller's figures by the difference.
+        `changed`: the caller changed the order's facts. The order is written back only
+        when something of it changed (a third of events change nothing: an IN_TRANSIT scan
+        after ACCEPTED), so its changelog gets no record that says nothing new."""
         policy = self.policy
         mask = contribution(o, now, policy)
         buyer = o.buyer(order_id)
@@ -296,6 +299,7 @@ class Engine:
             o.mask = mask
             o.counted_buyer = buyer if mask & ALL_NUM_BITS else None
             dirty.setdefault(seller, cause)
+            changed = True
         first_flawed = o.first_flawed_at()
         month = self._month(first_flawed) if first_flawed is not None else None
         if month != o.flawed_month:
@@ -305,6 +309,7 @@ class Engine:
             s.count_month(month, 1, keep_from)
             o.flawed_month = month
             dirty.setdefault(seller, cause)
+            changed = True
         due = next_change(o, now, policy)
         # Keep an order's facts after they stop counting: an OrderPlaced may still arrive
         # for an early scan, and a flawed order stays while its month is on show, so a
@@ -322,7 +327,9 @@ class Engine:
             o.due = due
             if due is not None:
                 self._schedule(partition, due, _ORDER, key)
-        self.stores.orders[key] = o
+            changed = True
+        if changed:
+            self.stores.orders[key] = o
 
     def _move_defects(self, seller: str, order_id: str, s: SellerState, old_mask: int,
                       old_buyer: str | None, mask: int, buyer: str) -> None:
@@ -377,7 +384,7 @@ class Engine:
                 if o is None or o.due != due:
                     continue  # superseded: the order was re-scheduled or removed
                 seller, order_id = key.split(SEP, 1)
-                self._touch(partition, seller, order_id, key, o, now, dirty, cause)
+                self._touch(partition, seller, order_id, key, o, now, dirty, cause, changed=False)
             elif kind == _SELLER:
                 s = self._seller(key)
                 if s.due != due:
