@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Callable, Mapping, NamedTuple
 
 from aiokafka.partitioner import murmur2
 
@@ -34,8 +34,7 @@ def partition_for(key: bytes, partitions: int) -> int:
     return (murmur2(key) & 0x7FFFFFFF) % partitions
 
 
-@dataclass(frozen=True)
-class Outgoing:
+class Outgoing(NamedTuple):
     """A record to publish: contract topic name (unprefixed), key, value, headers."""
 
     topic: str
@@ -73,12 +72,17 @@ class Pipeline:
         self.max_future_ms = max_future_ms
         self.wall_clock = wall_clock or (lambda: int(time.time() * 1000))
         self._partition_cache: dict[str, int] = {}
-        self._events_counted: dict[str, Any] = {}  # topic -> its warden_events_total child
+        # counted here, added to the Prometheus counters by export_counts (a lock each)
+        self._events_tally: dict[str, int] = {}  # topic -> input records since the last export
+        self._published_tally = 0
+        self._evaluations_exported = 0
+        self._bases: dict[str, str] = {}
         # The clock's guard (Engine.limits): `unread(p)` names the input topics whose
         # partition p has records not handled yet; asked on every tick. Until a
         # partition's first tick every input topic counts as unread.
         self.unread = unread
         self.guarded = tuple(topic_prefix + t for t in (*T.INPUT_TOPICS, T.REKEYED))
+        self._metrics_topic = topic_prefix + T.SELLER_METRICS
         self.behind: dict[int, tuple[str, ...]] = {}
         self.latest: dict[tuple[str, int], int] = {}  # (topic, partition) -> latest event time
         self.positions: dict[tuple[str, int], int] = {}  # (topic, partition) -> last offset handled
@@ -92,7 +96,12 @@ class Pipeline:
         return p
 
     def _base(self, topic: str) -> str:
-        return topic[len(self.prefix):] if self.prefix and topic.startswith(self.prefix) else topic
+        base = self._bases.get(topic)
+        if base is None:
+            base = topic[len(self.prefix):] if self.prefix and topic.startswith(self.prefix) else topic
+            if len(self._bases) < 10_000:
+                self._bases[topic] = base
+        return base
 
     def handle(self, topic: str, partition: int, offset: int, key: bytes | None, value: bytes | None,
                headers: dict[str, bytes] | None = None, timestamp: float | None = None) -> Outcome:
@@ -102,7 +111,7 @@ class Pipeline:
             if self.unread is not None:
                 self.behind[partition] = self.unread(partition)
                 self._hold(partition)
-            self._effects(self._counted(self.engine.tick, partition), out)
+            self._effects(self.engine.tick(partition), out)
             return out
         self.positions[(topic, partition)] = offset
         source_topic, source_partition, source_offset = topic, partition, offset
@@ -111,10 +120,12 @@ class Pipeline:
             source_partition = int(headers.get(T.H_PARTITION, b"-1"))
             source_offset = int(headers.get(T.H_OFFSET, b"-1"))
         label = self._base(source_topic)
-        counter = self._events_counted.get(label)
-        if counter is None:
-            counter = self._events_counted[label] = EVENTS.labels(label)
-        counter.inc()
+        tally = self._events_tally
+        if label in tally:
+            tally[label] += 1
+        else:
+            tally[label] = 1
+            EVENTS.labels(label)  # the series exists (and its _created time) from the first record
         source = (source_topic, source_partition, source_offset)
         try:
             name, record = self.codec.decode(value)
@@ -147,20 +158,27 @@ class Pipeline:
             if event_time > self.latest.get(tp, -1):
                 self.latest[tp] = event_time
             self._hold(partition)
-        effects = self._counted(self.engine.process, partition, name, record)
+        effects = self.engine.process(partition, name, record)
         self._effects(effects, out)
         for effect in effects:
             if isinstance(effect, RejectInput):
                 return self._dead(out, label, source, key, value, effect.reason, effect.message)
         return out
 
-    def _counted(self, step: Callable[..., list[Effect]], *args: Any) -> list[Effect]:
-        """Run a core entry point; export the rule evaluations it made."""
+    def export_counts(self) -> None:
+        """Add what was counted since the last call to the Prometheus counters (the driver
+        calls it once per batch of records)."""
+        if self._events_tally:
+            tally, self._events_tally = self._events_tally, {}
+            for label, n in tally.items():
+                EVENTS.labels(label).inc(n)
+        if self._published_tally:
+            SELLER_METRICS_PUBLISHED.inc(self._published_tally)
+            self._published_tally = 0
         evaluations = self.engine.evaluations
-        effects = step(*args)
-        if self.engine.evaluations != evaluations:
-            RULE_EVALUATIONS.inc(self.engine.evaluations - evaluations)
-        return effects
+        if evaluations != self._evaluations_exported:
+            RULE_EVALUATIONS.inc(evaluations - self._evaluations_exported)
+            self._evaluations_exported = evaluations
 
     def _hold(self, partition: int) -> None:
         """Hold the partition's clock at the latest event time of its least-read topic."""
@@ -203,10 +221,10 @@ class Pipeline:
     def _effects(self, effects: list[Effect], out: Outcome) -> None:
         for effect in effects:
             if isinstance(effect, PublishMetrics):
-                value = self.codec.encode("SellerMetrics", effect.record, self.prefix + T.SELLER_METRICS)
+                value = self.codec.encode("SellerMetrics", effect.record, self._metrics_topic)
                 out.outputs.append(Outgoing(T.SELLER_METRICS, effect.seller_id.encode(), value))
                 out.views[effect.seller_id] = (value, effect.evidence)
-                SELLER_METRICS_PUBLISHED.inc()
+                self._published_tally += 1
             elif isinstance(effect, DecideAction):
                 r = effect.record
                 value = self.codec.encode("EnforcementAction", r, self.prefix + T.ENFORCEMENTS)

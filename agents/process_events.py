@@ -109,6 +109,7 @@ async def process_batch(batch: Batch, generation: int) -> None:
         _handle(tp.topic, tp.partition, r)
         ack(tp, r.offset)
         handled[tp] = r.offset
+    pipeline.export_counts()
     for tp, offset in handled.items():
         INPUT_POSITION.labels(tp.topic, str(tp.partition)).set(offset + 1)
 

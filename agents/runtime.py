@@ -99,6 +99,7 @@ class OutputProducer:
         self.failure: str | None = None
         self._unpolled = 0
         self._produce = self.producer.produce
+        self._topics: dict[str, str] = {}  # contract name -> the prefixed topic
 
     def _delivered(self, err: Any, msg: Any) -> None:
         if err is not None and self.failure is None:
@@ -123,7 +124,10 @@ class OutputProducer:
             self._unpolled = 0
 
     def send(self, out: Outgoing) -> None:
-        self.produce(settings.topic(out.topic), out.value, out.key,
+        topic = self._topics.get(out.topic)
+        if topic is None:
+            topic = self._topics[out.topic] = settings.topic(out.topic)
+        self.produce(topic, out.value, out.key,
                      partition=-1 if out.partition is None else out.partition,
                      timestamp=int(out.timestamp * 1000) if out.timestamp else 0,
                      headers=list(out.headers) if out.headers else None)
