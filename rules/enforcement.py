@@ -15,7 +15,6 @@ same decisions in the same order, hence the same ids.
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping
 
@@ -75,7 +74,7 @@ class History:
 
     @classmethod
     def loads(cls, raw: bytes | str) -> History:
-        actions, flags, episodes, due = json.loads(raw)
+        actions, flags, episodes, due = compact_json.loads(raw)
         return cls(actions, flags, episodes, due)
 
     def of_metric(self, metric: str, action: str | None = None) -> list[dict[str, Any]]:

@@ -34,3 +34,11 @@ def dumps(value: Any) -> str:
 def dumpb(value: Any) -> bytes:
     """`value` as compact JSON, UTF-8 bytes."""
     return _encode(value).encode()
+
+
+_decode = json.JSONDecoder().decode
+
+
+def loads(raw: bytes | str) -> Any:
+    """A JSON value from text or UTF-8 bytes (json.loads, without its per-call checks)."""
+    return _decode(raw.decode() if isinstance(raw, (bytes, bytearray)) else raw)

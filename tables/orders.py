@@ -6,7 +6,6 @@ latest rating, sets of instants), so duplicates and reordering leave the same st
 
 from __future__ import annotations
 
-import json
 from bisect import insort
 from typing import Any
 
@@ -140,14 +139,14 @@ class OrderState:
 
     @classmethod
     def loads(cls, raw: bytes | str) -> OrderState:
-        v: list[Any] = json.loads(raw)
+        v: list[Any] = compact_json.loads(raw)
         o = cls.__new__(cls)
         (o.placed_at, o.ship_by, o.buyer_id, o.show_id, o.possession_at, fault, o.cancelled_at,
          by_seller, o.delivered, flawed, o.rated_at, o.stars, o.rating_id, o.rating_buyer,
          o.mask, o.counted_buyer, o.flawed_month, o.due) = v
         o.carrier_fault = bool(fault)
         o.cancelled_by_seller = bool(by_seller)
-        o.flawed = [(r, t) for r, t in flawed]
+        o.flawed = [tuple(entry) for entry in flawed] if flawed else []
         return o
 
     def __eq__(self, other: object) -> bool:

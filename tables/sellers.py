@@ -8,7 +8,6 @@ history: 10 counters, 5 distinct-buyer counts, 4 reason counts, at most 3 months
 
 from __future__ import annotations
 
-import json
 from typing import Any, NamedTuple
 
 from rules.metrics import ALL_NUM_BITS, DEN_BITS, FLAWED_REASONS, NUM_BITS, REASON_BITS
@@ -79,7 +78,7 @@ class SellerState:
     @classmethod
     def loads(cls, raw: bytes | str) -> SellerState:
         s = cls.__new__(cls)
-        s.counts, s.defect_buyers, s.by_reason, s.monthly, s.published, s.due = json.loads(raw)
+        s.counts, s.defect_buyers, s.by_reason, s.monthly, s.published, s.due = compact_json.loads(raw)
         return s
 
     def __repr__(self) -> str:
