@@ -36,12 +36,12 @@ def _rebuild_after_rebalance() -> None:
         _generation[0] = generation
         merge.forget()
         INPUT_POSITION.clear()
-        bind_fast(engine.stores)
+        owned = {tp.partition for tp in app.assignor.assigned_actives() if tp.topic == TICKS}
+        bind_fast(engine.stores, changelogs, owned)
         PENDING_DEADLINES.set(engine.rebuild_timers())
         gc.freeze()  # the recovered tables: long-lived, never cyclic garbage
         # A decision stored just before a crash may not have reached its topic: publish
         # the recent ones again, same records and ids.
-        owned = {tp.partition for tp in app.assignor.assigned_actives() if tp.topic == TICKS}
         since = int((time.time() - REPUBLISH_HORIZON_S) * 1000)
         outcome = pipeline.outcome_of(engine.recent_decisions(since, owned))
         for out in outcome.outputs:

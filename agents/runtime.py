@@ -16,13 +16,15 @@ from rules.policy import load_policy
 from schemas import compact_json
 from schemas.codec import Codec
 from streams.app import app, settings
+from streams.batches import route_changelogs
 from tables.engine import Engine
-from tables.faust_tables import declare_tables
+from tables.faust_tables import apply_changelog, declare_tables
 
 log = logging.getLogger("warden")
 
 policy = load_policy(settings.policy_path)
 stores, changelogs = declare_tables(app, settings.partitions)
+route_changelogs(app, apply_changelog)  # table recovery in bulk
 codec = Codec(settings.schema_registry_url)
 
 

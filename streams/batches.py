@@ -23,8 +23,6 @@ from __future__ import annotations
 
 from typing import Any, Awaitable, Callable, Collection
 
-from faust.serializers import codecs
-from faust.stores.memory import Store as MemoryStore
 from faust.transport.drivers.aiokafka import Consumer as KafkaConsumer
 from faust.transport.drivers.aiokafka import Transport as KafkaTransport
 from faust.types import TP
@@ -61,6 +59,7 @@ class BatchConsumer(KafkaConsumer):
         if route is None:
             return await super()._drain_messages(fetcher)
         topics, handler = route
+        changelogs = getattr(self.app, "changelog_route", None)
         callback = self.callback
         to_message = self._to_message
         read_offset = self._read_offset
@@ -89,7 +88,7 @@ class BatchConsumer(KafkaConsumer):
                         await self._note_gaps(tp, last, recs)
                         batch.append((tp, recs))
                         read_offset[tp] = recs[-1].offset
-                    elif apply_changelog(app, tp, recs):
+                    elif changelogs is not None and changelogs(app, tp, recs):
                         read_offset[tp] = recs[-1].offset
                     else:
                         for r in recs:
@@ -118,81 +117,6 @@ class BatchConsumer(KafkaConsumer):
             previous = r.offset
 
 
-class _Message:
-    """What a store's apply_changelog_batch reads of a changelog record."""
-
-    __slots__ = ("tp", "partition", "offset", "key", "value")
-
-    def __init__(self, tp: TP, record: Any) -> None:
-        self.tp, self.partition, self.offset = tp, tp.partition, record.offset
-        self.key, self.value = record.key, record.value
-
-
-class _Change:
-    """A changelog record as a store applies it: raw message, decoded key and value."""
-
-    __slots__ = ("message", "key", "value")
-
-    def __init__(self, message: _Message, key: Any, value: Any) -> None:
-        self.message, self.key, self.value = message, key, value
-
-
-def _loader(serializer: Any) -> Any:
-    """The codec's own decoding, without Faust's wrapper when it has no nested codecs."""
-    codec = codecs.get_codec(serializer)
-    return codec._loads if tuple(codec.nodes) == (codec,) else codec.loads
-
-
-def apply_changelog(app: Any, tp: TP, records: list[Any]) -> bool:
-    """Apply a fetch's records of a table's changelog partition to the table in one go, as
-    Faust's recovery would one record at a time (an Event, a queue and a task each: 120 µs
-    a record, a minute to restore 300,000 events' tables). Keeps the recovery's offsets
-    and ends the recovery when it is complete. False: not a changelog partition being
-    recovered or followed (standby) here; Faust's own path takes it."""
-    recovery = app.tables.recovery
-    table = recovery.tp_to_table.get(tp)
-    if table is None:
-        return False
-    if tp in recovery.active_tps:
-        offsets = recovery.active_offsets
-    elif tp in recovery.standby_tps:
-        offsets = recovery.standby_offsets
-    else:
-        return False
-    seen = offsets.get(tp)
-    if seen is not None:
-        records = [r for r in records if r.offset > seen]
-        if not records:
-            return True
-    load_key, load_value = _loader(table.key_serializer), _loader(table.value_serializer)
-    buffered = recovery.buffers.get(table)
-    if buffered:  # what Faust's path buffered for this table comes first
-        table.apply_changelog_batch(buffered)
-        buffered.clear()
-    store = table.data
-    if isinstance(store, MemoryStore):
-        # what MemoryStore.apply_changelog_batch does, without an event per record; through
-        # dict's own methods, so a DirtyDict does not take recovery for writes
-        data, key_partition, partition = store.data, store._key_partition, tp.partition
-        put, pop = dict.__setitem__, dict.pop
-        for r in records:
-            key = load_key(r.key)
-            if r.value is None:
-                pop(data, key, None)
-                key_partition.pop(key, None)
-            else:
-                put(data, key, load_value(r.value))
-                key_partition[key] = partition
-    else:  # a persistent store writes the raw bytes
-        table.apply_changelog_batch([_Change(_Message(tp, r), None, None) for r in records])
-    offsets[tp] = records[-1].offset
-    if recovery.in_recovery and not recovery.need_recovery():
-        recovery.flush_buffers()
-        recovery._set_recovery_ended()
-        recovery.signal_recovery_end.set()
-    return True
-
-
 class BatchTransport(KafkaTransport):
     Consumer = BatchConsumer
 
@@ -200,3 +124,9 @@ class BatchTransport(KafkaTransport):
 def route_batches(app: Any, topics: Collection[str], handler: BatchHandler) -> None:
     """Deliver the records of `topics` to `handler` in batches (see the module's doc)."""
     app.batch_route = (frozenset(topics), handler)
+
+
+def route_changelogs(app: Any, apply: Callable[[Any, TP, list[Any]], bool]) -> None:
+    """Hand each fetch's records of the tables' changelogs to `apply(app, tp, records)`,
+    which returns False for those Faust's own path should take."""
+    app.changelog_route = apply

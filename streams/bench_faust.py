@@ -9,13 +9,12 @@ by WARDEN_BENCH_RESULT (Faust takes over stdout) and exits.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import sys
 import time
 from typing import Any
-
-import asyncio
 
 import uvloop
 

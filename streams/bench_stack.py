@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
-import shutil
 import threading
 import time
 import urllib.request

@@ -241,7 +241,6 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_bench(args: argparse.Namespace) -> int:
     from streams.bench import SECTIONS, run_bench
-
     from streams.bench_stack import BenchFailure
 
     sections = args.sections.split(",") if args.sections else list(SECTIONS)

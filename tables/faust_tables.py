@@ -71,6 +71,7 @@ class ChangelogStore(MutableMapping[str, Any]):
         self.changelogs = changelogs
         self.dirty: dict[tuple[int, str], Any] = {}
         self._data: MutableMapping[str, Any] | None = None
+        self.cache: DirtyDict | None = None  # a persistent store's values, decoded (fast())
 
     @property
     def data(self) -> MutableMapping[str, Any]:
@@ -86,11 +87,25 @@ class ChangelogStore(MutableMapping[str, Any]):
                 self._data = store
         return self._data
 
-    def fast(self) -> MutableMapping[str, Any]:
-        """What the core should write: the memory store's DirtyDict itself (dict-speed
-        reads), or this wrapper over a persistent store."""
+    def fast(self, active: set[int] | None = None) -> MutableMapping[str, Any]:
+        """What the core should read and write: a DirtyDict (dict-speed reads). For the
+        memory store, its own dict. For a persistent store (RocksDB), every value of the
+        `active` partitions decoded into a dict once, after recovery; each changelog flush
+        writes the changes to the store too (`Changelogs.produce_pending`), so it keeps
+        what the changelog holds and recovery reads only what came after it."""
         data = self.data
-        return data if isinstance(data, DirtyDict) else self
+        if isinstance(data, DirtyDict):
+            return data
+        self.cache = DirtyDict((), self.changelogs, self.dirty)
+        load_key = _loader(self.table.key_serializer)
+        load_value = _loader(self.table.value_serializer)
+        fill = dict.__setitem__
+        for partition, db in list(data._dbs.items()):
+            if active is not None and partition not in active:
+                continue
+            for raw_key, raw_value in data._visible_items(db):
+                fill(self.cache, load_key(raw_key), load_value(raw_value))
+        return self.cache
 
     # The core calls these for every event: each reads the resolved store directly.
 
@@ -133,6 +148,7 @@ class Changelogs:
         self._events: dict[int, _PartitionEvent] = {}
         self._persist: dict[tuple[int, int], int] = {}  # (store index, partition) -> offset
         self.produced = 0
+        self.write_batch: Callable[[], Any] = _write_batch  # a persistent store's write batch
 
     def at(self, partition: int) -> None:
         """The partition whose record is handled now: its writes go to that changelog
@@ -168,14 +184,27 @@ class Changelogs:
             last = {}  # changelog partition -> its last changed key
             for changed in dirty:
                 last[changed[0]] = changed
+            writes: dict[int, Any] = {}  # a persistent store's write batch per partition
             for changed, value in dirty.items():
                 partition, key = changed
                 raw = None if value is None else dump_value(value)
-                delivered = self._delivered(index, partition) if persists else None
+                raw_key = dump_key(key)
+                delivered = None
+                if persists:
+                    delivered = self._delivered(index, partition)
+                    batch = writes.get(partition)
+                    if batch is None:
+                        batch = writes[partition] = self.write_batch()
+                    if raw is None:
+                        batch.delete(raw_key)
+                    else:
+                        batch.put(raw_key, raw)
                 if last[partition] == changed:
-                    held.append((topic, raw, dump_key(key), partition, delivered))
+                    held.append((topic, raw, raw_key, partition, delivered))
                 else:
-                    produce(topic, raw, dump_key(key), partition=partition, on_delivery=delivered)
+                    produce(topic, raw, raw_key, partition=partition, on_delivery=delivered)
+            for partition, batch in writes.items():
+                table.data._db_for_partition(partition).write(batch)
             self.produced += len(dirty)
         return held
 
@@ -200,13 +229,96 @@ class Changelogs:
             table.data.set_persisted_offset(TP(table.changelog_topic.get_topic_name(), partition), offset)
 
 
-def bind_fast(stores: Stores) -> None:
+def _write_batch() -> Any:
+    import rocksdict
+
+    return rocksdict.WriteBatch(raw_mode=True)
+
+
+def _loader(serializer: Any) -> Any:
+    """The codec's own decoding, without Faust's wrapper when it has no nested codecs."""
+    codec = codecs.get_codec(serializer)
+    return codec._loads if tuple(codec.nodes) == (codec,) else codec.loads
+
+
+class _Message:
+    """What a store's apply_changelog_batch reads of a changelog record."""
+
+    __slots__ = ("tp", "partition", "offset", "key", "value")
+
+    def __init__(self, tp: TP, record: Any) -> None:
+        self.tp, self.partition, self.offset = tp, tp.partition, record.offset
+        self.key, self.value = record.key, record.value
+
+
+class _Change:
+    """A changelog record as a store applies it: raw message, decoded key and value."""
+
+    __slots__ = ("message", "key", "value")
+
+    def __init__(self, message: _Message, key: Any, value: Any) -> None:
+        self.message, self.key, self.value = message, key, value
+
+
+def apply_changelog(app: Any, tp: TP, records: list[Any]) -> bool:
+    """Apply a fetch's records of a table's changelog partition to the table in one go, as
+    Faust's recovery would one record at a time (an Event, a queue and a task each: 120 µs
+    a record, a minute to restore 300,000 events' tables). Keeps the recovery's offsets
+    and ends the recovery when it is complete. False: not a changelog partition being
+    recovered or followed (standby) here; Faust's own path takes it."""
+    recovery = app.tables.recovery
+    table = recovery.tp_to_table.get(tp)
+    if table is None:
+        return False
+    if tp in recovery.active_tps:
+        offsets = recovery.active_offsets
+    elif tp in recovery.standby_tps:
+        offsets = recovery.standby_offsets
+    else:
+        return False
+    seen = offsets.get(tp)
+    if seen is not None:
+        records = [r for r in records if r.offset > seen]
+        if not records:
+            return True
+    load_key, load_value = _loader(table.key_serializer), _loader(table.value_serializer)
+    buffered = recovery.buffers.get(table)
+    if buffered:  # what Faust's path buffered for this table comes first
+        table.apply_changelog_batch(buffered)
+        buffered.clear()
+    store = table.data
+    if isinstance(store, MemoryStore):
+        # what MemoryStore.apply_changelog_batch does, without an event per record; through
+        # dict's own methods, so a DirtyDict does not take recovery for writes
+        data, key_partition, partition = store.data, store._key_partition, tp.partition
+        put, pop = dict.__setitem__, dict.pop
+        for r in records:
+            key = load_key(r.key)
+            if r.value is None:
+                pop(data, key, None)
+                key_partition.pop(key, None)
+            else:
+                put(data, key, load_value(r.value))
+                key_partition[key] = partition
+    else:  # a persistent store writes the raw bytes
+        table.apply_changelog_batch([_Change(_Message(tp, r), None, None) for r in records])
+    offsets[tp] = records[-1].offset
+    if recovery.in_recovery and not recovery.need_recovery():
+        recovery.flush_buffers()
+        recovery._set_recovery_ended()
+        recovery.signal_recovery_end.set()
+    return True
+
+
+def bind_fast(stores: Stores, changelogs: Changelogs, active: set[int] | None = None) -> None:
     """Point the core at its tables' fastest views (ChangelogStore.fast), once the tables'
-    stores exist (after their recovery)."""
-    for name in ("orders", "sellers", "defect_buyers", "evidence", "clocks", "enforcement"):
+    stores have recovered; after every rebalance (a persistent store's values are read
+    again for the partitions now `active` here)."""
+    for name, store in zip(("orders", "sellers", "defect_buyers", "evidence", "clocks", "enforcement"),
+                           changelogs.stores):
         current = getattr(stores, name)
-        if isinstance(current, ChangelogStore):
-            setattr(stores, name, current.fast())
+        if isinstance(current, ChangelogStore) or store.cache is not None:
+            setattr(stores, name, store.fast(active))
 
 
 def declare_tables(app: Any, partitions: int) -> tuple[Stores, Changelogs]:

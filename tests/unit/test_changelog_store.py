@@ -12,13 +12,40 @@ from tables.codecs import register_codecs
 from tables.faust_tables import Changelogs, ChangelogStore
 
 
-class FakeStore(dict):  # a persistent store: it is told the changelog offsets it holds
+class FakeBatch:
+    def __init__(self) -> None:
+        self.ops: list[tuple[bytes, bytes | None]] = []
+
+    def put(self, key: bytes, value: bytes) -> None:
+        self.ops.append((key, value))
+
+    def delete(self, key: bytes) -> None:
+        self.ops.append((key, None))
+
+
+class FakeDB(dict):  # type: ignore[type-arg]
+    def write(self, batch: FakeBatch) -> None:
+        for key, value in batch.ops:
+            if value is None:
+                self.pop(key, None)
+            else:
+                self[key] = value
+
+
+class FakeStore(dict):  # a persistent store: per-partition databases, told the changelog offsets they hold
     def __init__(self) -> None:
         super().__init__()
         self.persisted: dict[TP, int] = {}
+        self._dbs: dict[int, FakeDB] = {}
 
     def set_persisted_offset(self, tp: TP, offset: int) -> None:
         self.persisted[tp] = offset
+
+    def _db_for_partition(self, partition: int) -> FakeDB:
+        return self._dbs.setdefault(partition, FakeDB())
+
+    def _visible_items(self, db: FakeDB) -> Any:
+        return db.items()
 
 
 class FakeTopic:
@@ -50,6 +77,7 @@ class Sent:
 def stores() -> tuple[Changelogs, ChangelogStore, ChangelogStore]:
     register_codecs()
     logs = Changelogs()
+    logs.write_batch = FakeBatch  # type: ignore[assignment]
     a, b = ChangelogStore(FakeTable("a"), logs), ChangelogStore(FakeTable("b"), logs)
     logs.stores += [a, b]
     return logs, a, b
@@ -152,7 +180,7 @@ def test_a_memory_store_dict_notes_the_cores_writes_but_not_recoverys() -> None:
     store = ChangelogStore(table, logs)
     logs.stores.append(store)
     stores = Stores(orders=store)  # type: ignore[arg-type]
-    bind_fast(stores)
+    bind_fast(stores, logs)
     fast = stores.orders
     assert isinstance(fast, DirtyDict) and fast is table.data.data and fast["recovered"] == [0]
     fast.update({"from-changelog": [1]})  # recovery's way: not noted
@@ -165,3 +193,27 @@ def test_a_memory_store_dict_notes_the_cores_writes_but_not_recoverys() -> None:
                                                      ("m-changelog", None, b"recovered", 2)], key=repr)
     fast["k2"] = [6]  # the dirty set is still shared after a flush
     assert logs.pending() == 1
+
+
+def test_a_persistent_store_gets_each_flush_and_is_read_back_whole_after_recovery() -> None:
+    from tables.engine import Stores
+    from tables.faust_tables import DirtyDict, bind_fast
+
+    logs, a, _ = stores()
+    stores_ = Stores(orders=a)  # type: ignore[arg-type]
+    bind_fast(stores_, logs, {1, 2})
+    fast = stores_.orders
+    assert isinstance(fast, DirtyDict) and dict(fast) == {}
+    logs.at(1)
+    fast["k"] = [1]
+    logs.at(2)
+    fast["j"] = [2]
+    del fast["j"]
+    fast["i"] = [3]
+    sent = Sent()
+    logs.produce_last(sent, logs.produce_pending(sent))
+    dbs = a.table.data._dbs
+    assert dbs[1] == {b"k": b"[1]"} and dbs[2] == {b"i": b"[3]"}
+    dbs[3] = FakeDB({b"x": b"[9]"})  # a partition not assigned here
+    bind_fast(stores_, logs, {1, 2})  # a rebalance: read again from the databases
+    assert dict(stores_.orders) == {"k": [1], "i": [3]}
