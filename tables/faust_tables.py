@@ -15,6 +15,7 @@ effect there at most, which the core's idempotent updates absorb.
 
 from __future__ import annotations
 
+import asyncio
 import weakref
 from typing import Any, Callable, Iterator, MutableMapping
 
@@ -171,11 +172,26 @@ class Changelogs:
         high watermark is right even on a broker that reports it as the last batch's base
         offset + 1 (Tansu does): recovery reads a changelog up to its high watermark."""
         held: list[tuple[Any, ...]] = []
-        for index, store in enumerate(self.stores):
-            if not store.dirty:
-                continue
-            dirty = store.dirty.copy()  # the same dict stays shared with the store's DirtyDict
-            store.dirty.clear()
+        for _ in self._produce_steps(produce, held, 1 << 62):
+            pass
+        return held
+
+    async def produce_pending_sliced(self, produce: Produce, step: int = 1024) -> list[tuple[Any, ...]]:
+        """`produce_pending`, giving the event loop a turn after every `step` records: a
+        busy worker's second of changes takes tens of ms to encode, and the records
+        arriving meanwhile should not wait for all of it. What they change is noted for
+        the next flush (the changed keys were taken before the first record)."""
+        held: list[tuple[Any, ...]] = []
+        for _ in self._produce_steps(produce, held, step):
+            await asyncio.sleep(0)
+        return held
+
+    def _produce_steps(self, produce: Produce, held: list[tuple[Any, ...]], step: int) -> Iterator[None]:
+        taken = [(index, store, store.dirty.copy()) for index, store in enumerate(self.stores) if store.dirty]
+        for _, store, _ in taken:
+            store.dirty.clear()  # the same dict stays shared with the store's DirtyDict
+        done = 0
+        for index, store, dirty in taken:
             table = store.table
             topic = table.changelog_topic.get_topic_name()
             dump_key = codecs.get_codec(table.key_serializer).dumps
@@ -203,10 +219,12 @@ class Changelogs:
                     held.append((topic, raw, raw_key, partition, delivered))
                 else:
                     produce(topic, raw, raw_key, partition=partition, on_delivery=delivered)
+                done += 1
+                if done % step == 0:
+                    yield
             for partition, batch in writes.items():
                 table.data._db_for_partition(partition).write(batch)
             self.produced += len(dirty)
-        return held
 
     def produce_last(self, produce: Produce, held: list[tuple[Any, ...]]) -> None:
         for topic, value, key, partition, on_delivery in held:

@@ -217,3 +217,38 @@ def test_a_persistent_store_gets_each_flush_and_is_read_back_whole_after_recover
     dbs[3] = FakeDB({b"x": b"[9]"})  # a partition not assigned here
     bind_fast(stores_, logs, {1, 2})  # a rebalance: read again from the databases
     assert dict(stores_.orders) == {"k": [1], "i": [3]}
+
+
+def test_sliced_production_gives_the_loop_turns_and_leaves_later_changes_to_the_next_flush() -> None:
+    import asyncio
+
+    logs, a, _ = stores()
+    logs.at(0)
+    for i in range(10):
+        a[f"k{i}"] = [i]
+    sent = Sent()
+    turns: list[int] = []
+
+    async def meanwhile() -> None:  # records handled while the flush yields
+        while True:
+            await asyncio.sleep(0)
+            turns.append(len(sent.records))
+            if len(turns) == 1:
+                a["k0"] = ["changed after it was produced"]
+                a["new"] = [1]
+
+    async def flush() -> list[Any]:
+        other = asyncio.ensure_future(meanwhile())
+        held = await logs.produce_pending_sliced(sent, step=3)
+        other.cancel()
+        return held
+
+    held = asyncio.run(flush())
+    logs.produce_last(sent, held)
+    assert sorted(r[2] for r in sent.records) == sorted(f"k{i}".encode() for i in range(10))
+    assert turns and turns[0] < 10  # the loop ran before the flush was through
+    assert ("a-changelog", [0], b"k0", 0) in sent.records  # the value it took, not the later one
+    again = Sent()
+    logs.produce_last(again, logs.produce_pending(again))
+    assert sorted(r[2] for r in again.records) == [b"k0", b"new"]
+    assert ("a-changelog", ["changed after it was produced"], b"k0", 0) in again.records
