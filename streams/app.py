@@ -2,11 +2,13 @@
 
 Start-up is tuned for a fast join (CONTRACT §1, ready in a few seconds) with values Apache
 Kafka accepts (its `group.min.session.timeout.ms` is 6 s). Tansu 0.6 holds a JoinGroup for
-half the session timeout (at least 3 s) and a SyncGroup for 3 s, and a follower whose first
-heartbeat comes later than a session timeout after its JoinGroup is dropped from the group:
-with a 6 s session and a 1 s heartbeat two workers rebalanced every 7 s, each time with a
-new member id. An 8 s session with a 0.5 s heartbeat keeps a group of several workers
-stable (4 + 3 + 0.5 s < 8 s) at the cost of a second of start-up.
+half the session timeout (at least 3 s, as Kafka's `group.initial.rebalance.delay.ms` does
+for a new group), a static member's SyncGroup for 3 s more, and drops a follower whose
+first heartbeat comes later than a session timeout after its JoinGroup. So:
+- a dynamic member (no WARDEN_INSTANCE_ID) takes the 6 s minimum: ready ~4 s after start;
+- a static member takes 8 s with a 0.5 s heartbeat (3 + 3 + 0.5 s < 6 s would not hold:
+  with 6 s two workers rebalanced every 7 s, each time under a new member id); it is
+  ready ~3 s later, and a replacement takes a killed one's partitions back at once.
 """
 
 from __future__ import annotations
@@ -65,7 +67,7 @@ def app_options(settings: Settings) -> dict[str, Any]:
         web_in_thread=False,
         topic_partitions=settings.partitions,
         topic_allow_declare=True,
-        broker_session_timeout=8.0,
+        broker_session_timeout=8.0 if settings.instance_id else 6.0,
         broker_heartbeat_interval=0.5,
         broker_rebalance_timeout=6.0,
         broker_request_timeout=30.0,

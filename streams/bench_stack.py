@@ -598,10 +598,34 @@ def section_latency(ctx: Context, report: Any) -> None:
 
 # --- (f) start-up and recovery -------------------------------------------------------------
 
+def startup_dynamic(ctx: Context) -> float:
+    """Process start -> ready of a worker without an instance id (Warden's default), each
+    run a new group on topics of their own (no records: (c) times the draining)."""
+    from streams.admin import ensure_topics
+
+    readies = []
+    for r in range(ctx.plan.repeats):
+        ctx.progress(f"(f) start-up of a dynamic member, run {r + 1}/{ctx.plan.repeats}")
+        prefix = f"bench{uuid.uuid4().hex[:8]}."
+        ensure_topics(load_settings({"KAFKA_BOOTSTRAP_SERVERS": ctx.servers, "WARDEN_TOPIC_PREFIX": prefix,
+                                     "WARDEN_PARTITIONS": str(ctx.plan.partitions)}))
+        w = WorkerRun(ctx, prefix, "warden", f"dynamic{r}")
+        w.env.pop("WARDEN_INSTANCE_ID")
+        try:
+            readies.append(w.start().wait_ready())
+        finally:
+            w.stop()
+    return statistics.median(readies)
+
+
 def section_startup(ctx: Context, report: Any) -> None:
     if ctx.worker is None or "c" not in ctx.figures:
         raise BenchFailure("start-up and recovery need the worker section (c) in the same run")
-    report.add("f", "start-up: process start -> ready", ctx.figures["ready"], "s", "median of (c)'s runs; target <= 5")
+    dynamic = startup_dynamic(ctx)
+    report.add("f", "start-up: process start -> ready", dynamic, "s",
+               f"dynamic member (no WARDEN_INSTANCE_ID), median of {ctx.plan.repeats}; target <= 5")
+    report.add("f", "start-up of a static member", ctx.figures["ready"], "s",
+               "WARDEN_INSTANCE_ID set, (c)'s runs: the broker holds its SyncGroup 3 s more")
     w = ctx.worker
     ctx.figures["rss"] = w.peak_rss()
     probe = Probe(ctx, w.prefix)
