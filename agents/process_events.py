@@ -19,7 +19,7 @@ from streams.observability import EVENT_TO_DECISION, INPUT_POSITION, PENDING_DEA
 from tables.faust_tables import bind_fast
 
 _generation: list[int] = [-1]
-REPUBLISH_HORIZON_S = 600.0  # far beyond the 1 s commit interval
+REPUBLISH_HORIZON_S = 600.0  # far beyond the commit interval (WARDEN_COMMIT_INTERVAL)
 log = logging.getLogger("warden")
 TICKS = settings.topic(T.TICKS)
 

@@ -71,8 +71,8 @@ def app_options(settings: Settings) -> dict[str, Any]:
         broker_heartbeat_interval=0.5,
         broker_rebalance_timeout=6.0,
         broker_request_timeout=30.0,
-        broker_commit_every=10_000,
-        broker_commit_interval=1.0,
+        broker_commit_every=100_000,  # and at most this many records apart while catching up
+        broker_commit_interval=settings.commit_interval_s,
         consumer_auto_offset_reset="earliest",
         consumer_group_instance_id=settings.instance_id,
         producer_linger_ms=2,

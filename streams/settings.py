@@ -138,6 +138,11 @@ class Settings:
     max_task_idle_s: float = 30.0
     """WARDEN_MAX_TASK_IDLE: seconds a partition's merge waits for an input topic that has
     unread records before it goes on without it (Kafka Streams' max.task.idle.ms)."""
+    commit_interval_s: float = 5.0
+    """WARDEN_COMMIT_INTERVAL: seconds between offset commits. Each commit first writes
+    every changed table key's newest value to its changelog, once: the longer the
+    interval, the more writes of a hot key collapse into one (Kafka Streams commits every
+    30 s), and the more input a crashed worker's replacement handles again."""
     instance_id: str | None = None
     """WARDEN_INSTANCE_ID: a stable name per worker (static group membership): a worker
     restarted under the same name takes its partitions back without waiting for the
@@ -171,6 +176,7 @@ ENVIRONMENT: Mapping[str, tuple[str, Callable[[str, str], object]]] = {
     "WARDEN_FETCH_MAX_WAIT_MS": ("fetch_max_wait_ms", _positive_int),
     "WARDEN_RECOVERY_CHECK": ("recovery_check", _choice("on", "off")),
     "WARDEN_MAX_TASK_IDLE": ("max_task_idle_s", _positive_float),
+    "WARDEN_COMMIT_INTERVAL": ("commit_interval_s", _positive_float),
     "WARDEN_INSTANCE_ID": ("instance_id", _prefix),
 }
 assert {f for f, _ in ENVIRONMENT.values()} == {f.name for f in fields(Settings)}

@@ -20,7 +20,7 @@ HOUR = 3_600_000
 @pytest.mark.parametrize("store", ["memory", "rocksdb"])
 def test_kill_and_restart_recovers_state_and_republishes(broker: str, tmp_path: Path, store: str) -> None:
     w = Worker(broker, tmp_path, WARDEN_PARTITIONS="1", WARDEN_TICK_INTERVAL="0.2", WARDEN_STORE=store,
-               WARDEN_INSTANCE_ID="worker-a", WARDEN_POLICY=str(policy_file(tmp_path)))
+               WARDEN_INSTANCE_ID="worker-a", WARDEN_COMMIT_INTERVAL="1", WARDEN_POLICY=str(policy_file(tmp_path)))
     try:
         w.start()
         p = producer(broker)
