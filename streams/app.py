@@ -60,7 +60,7 @@ def app_options(settings: Settings) -> dict[str, Any]:
     return dict(
         broker=[f"kafka://{s}" for s in settings.kafka_bootstrap_servers.split(",")],
         store="rocksdb://" if settings.store == "rocksdb" else "memory://",
-        datadir=settings.data_dir,
+        datadir=settings.app_data_dir,
         web_port=settings.web_port,
         web_bind="127.0.0.1" if settings.kafka_bootstrap_servers.startswith("127.") else "0.0.0.0",
         web_host="127.0.0.1",

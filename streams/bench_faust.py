@@ -14,6 +14,7 @@ import json
 import os
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import uvloop
@@ -26,6 +27,7 @@ from streams.app import app_options  # noqa: E402
 from streams.settings import load_settings  # noqa: E402
 
 settings = load_settings()
+Path(settings.app_data_dir).mkdir(parents=True, exist_ok=True)
 EXPECT = int(os.environ.get("WARDEN_BENCH_EXPECT", "0"))
 app = faust.App(f"{settings.topic_prefix}{settings.app_id}", **app_options(settings))
 inputs = app.topic(*[settings.topic(t) for t in T.INPUT_TOPICS], key_type=bytes, value_type=bytes,

@@ -65,7 +65,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
         raise UserError(f"no Kafka broker answers at KAFKA_BOOTSTRAP_SERVERS={settings.kafka_bootstrap_servers}")
     if not port_free(settings.web_port):
         raise UserError(f"WARDEN_WEB_PORT={settings.web_port} is in use: set another port")
-    Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
+    Path(settings.app_data_dir).mkdir(parents=True, exist_ok=True)
     from streams.admin import TopicLayoutError, ensure_topics
 
     try:
@@ -299,8 +299,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sections", help="comma-separated sections to run (default: all): core, ceiling, "
                    "faust, worker, workers, latency, startup, memory")
     p.add_argument("--workers", type=int, default=2, help="worker processes in the `workers` section (d)")
-    p.add_argument("--store", choices=("memory", "rocksdb"), default="memory",
-                   help="the workers' table store (WARDEN_STORE)")
+    p.add_argument("--store", choices=("memory", "rocksdb"), default="rocksdb",
+                   help="the workers' table store (WARDEN_STORE; default rocksdb, as in production: "
+                   "a restarted worker reads only its changelogs' tail)")
     p.set_defaults(func=cmd_bench)
 
     return parser

@@ -152,6 +152,12 @@ class Settings:
     def web_url(self) -> str:
         return f"http://127.0.0.1:{self.web_port}"
 
+    @property
+    def app_data_dir(self) -> str:
+        """This app's own directory under WARDEN_DATA_DIR (one per app id, prefix included):
+        the tables of another app, or of the same app on other topics, are never read."""
+        return str(Path(self.data_dir) / f"{self.topic_prefix}{self.app_id}")
+
     def topic(self, name: str) -> str:
         return f"{self.topic_prefix}{name}"
 
