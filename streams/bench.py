@@ -164,7 +164,7 @@ SECTIONS = ("core", "ceiling", "faust", "worker", "workers", "latency", "startup
 
 
 def run_bench(sections: list[str], quick: bool, json_path: str | None, workers: int = 2,
-              store: str = "memory") -> Report:
+              store: str = "rocksdb") -> Report:
     """Run the sections; raise BenchFailure (after writing what was measured) when a run
     did not do its work correctly."""
     from streams.bench_stack import BenchFailure, run_stack

@@ -54,7 +54,7 @@ class Plan:
     repeats: int = 3
     latency_seconds: float = 15.0
     workers: int = 2
-    store: str = "memory"
+    store: str = "rocksdb"
 
     @classmethod
     def of(cls, quick: bool, workers: int, store: str) -> "Plan":
@@ -556,6 +556,14 @@ def section_latency(ctx: Context, report: Any) -> None:
     probe = Probe(ctx, ctx.worker.prefix)
     probe.start_consumer()
     try:
+        # warm-up, not counted: the first seconds after (c) carry its tail (the last
+        # commit's changelog flush, the views of every seller it touched)
+        ctx.progress("(e) warm-up at 25% of (c) for 3 s")
+        since = time.time()
+        probe.send(ctx.figures["c"] * 0.25, 3.0)
+        deadline = time.time() + 30
+        while probe.latencies(since)[2] and time.time() < deadline:
+            time.sleep(0.2)
         for load in (0.25, 0.50, 0.75):
             rate = ctx.figures["c"] * load
             ctx.progress(f"(e) latency at {load:.0%} of (c): {rate:,.0f} events/s for {ctx.plan.latency_seconds:.0f} s")
@@ -724,7 +732,7 @@ STACK_SECTIONS = ("ceiling", "faust", "worker", "workers", "latency", "startup",
 
 
 def run_stack(sections: list[str], quick: bool, report: Any, progress: Callable[[str], None],
-              workers: int = 2, store: str = "memory") -> None:
+              workers: int = 2, store: str = "rocksdb") -> None:
     """Run the requested broker-backed sections, in their fixed order, on one broker."""
     wanted = [s for s in STACK_SECTIONS if s in sections]
     if not wanted:
@@ -766,6 +774,9 @@ def run_stack(sections: list[str], quick: bool, report: Any, progress: Callable[
             if "memory" in wanted:
                 section_memory(ctx, report)
             if "workers" in wanted:
+                if ctx.worker is not None:  # its store (a RocksDB directory) is (d)'s first worker's
+                    ctx.worker.stop()
+                    ctx.worker = None
                 section_workers(ctx, report)
         finally:
             if ctx.worker is not None:
