@@ -99,9 +99,9 @@ def _time_events(engine: Engine, events: int, now: int, run: int = 0) -> float:
     """µs per event for `events` new orders and scans of the same seller, 1 s apart (run
     `run` of several on one engine: its own order ids, after the earlier runs' times)."""
     seller = "seller-big"
-    start = now + run * events * 1000
-    batch = [("OrderPlaced", _order(seller, f"n{run}-{i}", start + i * 1000, f"b{i % 500}")) if i % 2 == 0 else
-             ("ShipmentScan", _scan(seller, f"n{run}-{i - 1}", start + i * 1000)) for i in range(events)]
+    first = now + run * events * 1000
+    batch = [("OrderPlaced", _order(seller, f"n{run}-{i}", first + i * 1000, f"b{i % 500}")) if i % 2 == 0 else
+             ("ShipmentScan", _scan(seller, f"n{run}-{i - 1}", first + i * 1000)) for i in range(events)]
     process = engine.process
     start = time.perf_counter()
     for name, record in batch:
