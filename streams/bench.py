@@ -13,6 +13,7 @@ these machines are shared and noisy.
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import platform
@@ -150,6 +151,7 @@ def bench_core(report: Report, quick: bool) -> None:
             # a run's orders add little to its 100,000
             if engine is None or history < events:
                 engine = _seller_with_history(policy, history, now)
+            gc.collect()  # the last engine's garbage is not this run's cost
             runs.append(_time_events(engine, events, now, r))
         results[history] = runs
     done_progress()
