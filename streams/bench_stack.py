@@ -518,6 +518,17 @@ class Probe:
         return ([(ts - sent) * 1000 for sent, ts, _ in answers],
                 [(received - sent) * 1000 for sent, _, received in answers], wanted - len(answers))
 
+    def wait_answered(self, since: float, timeout_s: float, waiting: Callable[[int], None]) -> None:
+        """Wait up to `timeout_s` until every probe sent after `since` has its output (a slow
+        answer is not a lost one), calling `waiting(missing)` while some are missing."""
+        deadline = time.time() + timeout_s
+        while time.time() < deadline:
+            missing = self.latencies(since)[2]
+            if missing == 0:
+                return
+            waiting(missing)
+            time.sleep(0.2)
+
     def first_answer_within(self, since: float, bound_s: float) -> float | None:
         """When the first probe sent after `since` was answered (published) within `bound_s`."""
         times = [published for sent, published, _ in self._answers() if sent >= since and published - sent <= bound_s]
@@ -561,9 +572,7 @@ def section_latency(ctx: Context, report: Any) -> None:
         ctx.progress("(e) warm-up at 25% of (c) for 3 s")
         since = time.time()
         probe.send(ctx.figures["c"] * 0.25, 3.0)
-        deadline = time.time() + 30
-        while probe.latencies(since)[2] and time.time() < deadline:
-            time.sleep(0.2)
+        probe.wait_answered(since, 30.0, lambda missing: None)
         for load in (0.25, 0.50, 0.75):
             rate = ctx.figures["c"] * load
             ctx.progress(f"(e) latency at {load:.0%} of (c): {rate:,.0f} events/s for {ctx.plan.latency_seconds:.0f} s")
@@ -574,14 +583,8 @@ def section_latency(ctx: Context, report: Any) -> None:
             seconds = time.monotonic() - cpu0[2]
             worker_cpu = (cpu_seconds(worker_pid) - cpu0[0]) / seconds
             broker_cpu = (cpu_seconds(ctx.broker_pid) - cpu0[1]) / seconds
-            # a slow answer is not a lost one: wait for the worker to work off its backlog
-            deadline = time.time() + 60
-            while time.time() < deadline:
-                _, _, missing = probe.latencies(since)
-                if missing == 0:
-                    break
-                ctx.progress(f"(e) latency at {load:.0%}: waiting for {missing:,} answers")
-                time.sleep(0.5)
+            probe.wait_answered(since, 60.0, lambda missing: ctx.progress(
+                f"(e) latency at {load:.0%}: waiting for {missing:,} answers"))
             pub, _, missing = probe.latencies(since)
             working = _still_working(ctx.worker) if missing else False
             label = f"{int(load * 100)}%"
