@@ -6,12 +6,12 @@ import gc
 import logging
 import time
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, Mapping
 
 from faust.types import TP
 
 from agents.merge import TimestampMerge
-from agents.runtime import chain_flush, changelogs, engine, fetched, has_unread, pipeline, publish, view
+from agents.runtime import chain_flush, changelogs, engine, log_ends, fetched, has_unread, pipeline, publish, view
 from streams import topics as T
 from streams.app import app, input_topic, settings
 from streams.batches import Acks, Batch, route_batches
@@ -35,6 +35,7 @@ def _rebuild_after_rebalance() -> None:
     if generation != _generation[0]:
         _generation[0] = generation
         merge.forget()
+        log_ends.clear()
         INPUT_POSITION.clear()
         owned = {tp.partition for tp in app.assignor.assigned_actives() if tp.topic == TICKS}
         started = time.perf_counter()
@@ -83,12 +84,13 @@ def acks() -> Acks:
     return _acks[0]
 
 
-async def process_batch(batch: Batch, generation: int) -> None:
+async def process_batch(batch: Batch, generation: int, ends: Mapping[TP, int]) -> None:
     """A fetch's records of the input topics (streams.batches): data records through the
     merge, in timestamp order per partition, then the partitions' ticks. A record is
     acknowledged once handled; one waiting in the merge is not, so not committed."""
     chain_flush()
     _rebuild_after_rebalance()
+    log_ends.update(ends)
     ack = acks().ack
     at = changelogs.at
     partitions: set[int] = set()
@@ -129,7 +131,7 @@ async def process_events(stream: Any) -> None:
         m = event.message
         record = SimpleNamespace(offset=m.offset, timestamp=round(m.timestamp * 1000), key=m.key,
                                  value=m.value, headers=m.headers)
-        await process_batch([(m.tp, [record])], app.consumer_generation_id)
+        await process_batch([(m.tp, [record])], app.consumer_generation_id, {})
 
 
 @app.task

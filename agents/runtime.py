@@ -40,23 +40,23 @@ engine = Engine(
     wall_clock=wall_clock_ms,
     timezone=settings.timezone,
 )
+# The log end of each input (topic, partition) of this worker, as the broker answered it
+# after the latest fetch of that partition (streams.batches: ListOffsets).
+log_ends: dict[TP, int] = {}
+
+
 def has_unread(topic: str, partition: int, last_offset: int | None) -> bool:
     """Whether the broker holds records of (topic, partition) past `last_offset` (the last
     one received or handled; None: nothing yet since the partition was assigned)."""
-    consumer = app.consumer
     tp = TP(topic, partition)
-    try:
-        end = consumer.highwater(tp)
-    except Exception:  # not assigned here: nothing of ours to wait for
-        return False
+    end = log_ends.get(tp)
     if end is None:
-        return True  # not known yet
+        return True  # not known yet: wait (for the next fetch's answer)
     if last_offset is not None:
         return last_offset + 1 < end
     # Nothing handed to us yet: compare with where the partition started, its committed
-    # offset (next to read; Faust keeps it there until we ack from it). Not the consumer's
-    # read offset: records fetched but still in the stream's buffer count as unread here.
-    start = getattr(consumer, "_committed_offset", {}).get(tp)
+    # offset (next to read; Faust keeps it there until we ack from it).
+    start = getattr(app.consumer, "_committed_offset", {}).get(tp)
     return (start or 0) < end
 
 

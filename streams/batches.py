@@ -21,7 +21,10 @@ rebalance lands in the middle of one.
 
 from __future__ import annotations
 
-from typing import Any, Awaitable, Callable, Collection
+import asyncio
+from typing import Any, Awaitable, Callable, Collection, Mapping
+
+from aiokafka.structs import TopicPartition as AIOKafkaTP
 
 from faust.transport.drivers.aiokafka import Consumer as KafkaConsumer
 from faust.transport.drivers.aiokafka import Transport as KafkaTransport
@@ -29,7 +32,8 @@ from faust.types import TP
 
 # (topic partition, its records as aiokafka returns them: .offset .timestamp (ms) .key .value .headers)
 Batch = list[tuple[TP, list[Any]]]
-BatchHandler = Callable[[Batch, int], Awaitable[None]]
+# (the batch, its rebalance generation, the log ends of its partitions' batch-routed topics)
+BatchHandler = Callable[[Batch, int, Mapping[TP, int]], Awaitable[None]]
 
 
 class Acks:
@@ -52,7 +56,18 @@ class Acks:
 
 
 class BatchConsumer(KafkaConsumer):
-    """Faust's aiokafka consumer, delivering the batch-routed topics' records in batches."""
+    """Faust's aiokafka consumer, delivering the batch-routed topics' records in batches.
+
+    After every rebalance it delivers a batch-routed partition's records only once that
+    partition has been sought to its committed offset (or, with none committed, to the
+    start of the log): records held unacknowledged when the rebalance began (in the
+    merge) are dropped then, and must be read again. aiokafka's `seek_to_committed` moves
+    only partitions with a committed offset above 0, so a partition kept through the
+    rebalance with nothing committed yet went on from where it had fetched, past the
+    dropped records (they were never handled; Faust's commit, seeing no committed offset,
+    then skipped them for good)."""
+
+    _sought_generation = -2  # the generation whose partitions were last sought
 
     async def _drain_messages(self, fetcher: Any) -> None:  # pragma: no cover - run by Faust's fetcher
         route = getattr(self.app, "batch_route", None)
@@ -73,6 +88,7 @@ class BatchConsumer(KafkaConsumer):
                 if not records or self.should_stop:
                     continue
                 generation = app.consumer_generation_id
+                sought = self._sought_generation == generation
                 batch: Batch = []
                 for tp, recs in records.items():
                     if not self.flow_active or app.consumer_generation_id != generation:
@@ -85,6 +101,8 @@ class BatchConsumer(KafkaConsumer):
                         if not recs:
                             continue
                     if tp.topic in topics:
+                        if not sought:
+                            continue  # fetched before the seek of this generation: read again after it
                         await self._note_gaps(tp, last, recs)
                         batch.append((tp, recs))
                         read_offset[tp] = recs[-1].offset
@@ -96,8 +114,10 @@ class BatchConsumer(KafkaConsumer):
                                 break
                             await self.wait_first(callback(to_message(tp, r)), self.suspend_flow.wait())
                             read_offset[tp] = r.offset
-                if batch and self.flow_active and app.consumer_generation_id == generation:
-                    await handler(batch, generation)
+                if batch:
+                    ends = await self._log_ends(topics, {tp.partition for tp, _ in batch})
+                    if self.flow_active and app.consumer_generation_id == generation:
+                        await handler(batch, generation, ends)
                 commit_every = self._commit_every
                 if commit_every is not None and self._n_acked >= commit_every:
                     self._n_acked = 0
@@ -106,6 +126,42 @@ class BatchConsumer(KafkaConsumer):
             if self.transport.app.should_stop:
                 return
             raise
+
+    async def perform_seek(self) -> None:
+        """Faust's seek to the committed offsets, at the end of every rebalance; from then
+        on this generation's records are delivered."""
+        generation = self.app.consumer_generation_id
+        await super().perform_seek()
+        if self.app.consumer_generation_id == generation:
+            self._sought_generation = generation
+
+    async def seek_to_committed(self) -> Mapping[TP, int]:
+        """Seek every assigned partition to its committed offset, and the batch-routed ones
+        with none (or 0) committed to the start of the log, which aiokafka leaves where
+        they are (see the class)."""
+        committed = await super().seek_to_committed()
+        route = getattr(self.app, "batch_route", None)
+        if route is not None:
+            fresh = [AIOKafkaTP(tp.topic, tp.partition) for tp, offset in committed.items()
+                     if tp.topic in route[0] and (offset is None or offset <= 0)]
+            if fresh:
+                await self._thread.seek_to_beginning(*fresh)
+        return committed
+
+    async def _log_ends(self, topics: Collection[str], partitions: set[int]) -> dict[TP, int]:
+        """The log end of every batch-routed topic's `partitions`, asked of the broker after
+        the fetch (ListOffsets): what the timestamp merge needs to know whether a topic with
+        nothing buffered has records still to come. A fetch response's high watermark is
+        not enough: a broker may answer a fetch from some partitions only, and report the
+        others' ends as of an earlier read (Tansu does), so a record could be released
+        ahead of earlier ones of another topic already on the broker. Empty when the
+        broker does not answer: the merge then waits."""
+        try:
+            ends = await asyncio.wait_for(self.highwaters(*(TP(t, p) for t in topics for p in partitions)),
+                                          timeout=self.app.conf.broker_request_timeout)
+        except Exception:  # the broker is away: nothing known, nothing released past an empty topic
+            return {}
+        return {TP(tp.topic, tp.partition): end for tp, end in ends.items() if end is not None}
 
     async def _note_gaps(self, tp: TP, last: int | None, recs: list[Any]) -> None:
         """Offsets with no record (compacted away, transaction markers) count as acked, as
@@ -130,3 +186,4 @@ def route_changelogs(app: Any, apply: Callable[[Any, TP, list[Any]], bool]) -> N
     """Hand each fetch's records of the tables' changelogs to `apply(app, tp, records)`,
     which returns False for those Faust's own path should take."""
     app.changelog_route = apply
+

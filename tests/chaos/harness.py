@@ -1,0 +1,454 @@
+"""Real worker processes on a real broker, faults injected while a history flows, and the
+decision core replaying the same history without a broker as the oracle.
+
+A trial: a deterministic marketplace history is produced day by day (in timestamp order,
+keyed by seller) while `warden worker` processes share the partitions; faults (a worker
+joining or leaving, kill -9, SIGSTOP past the session timeout then SIGCONT) land at
+random moments drawn from the trial's seed. When the history is in and every worker has
+caught up, the enforcement topic is read back and compared, as distinct records, with
+what the core decides for the same history.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import threading
+import time
+import urllib.request
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
+
+from agents.pipeline import partition_for
+from rules.effects import DecideAction
+from rules.policy import load_policy
+from schemas.codec import Codec
+from streams import topics as T
+from streams.embedded import free_port, start_worker, stop, wait_healthy
+from streams.simulator import DAY, HOUR, PROFILES, Marketplace, Profile
+from tables.engine import Engine
+
+ROOT = Path(__file__).resolve().parents[2]
+RANK = {t: i for i, t in enumerate(T.INPUT_TOPICS)}
+codec = Codec()
+Event = tuple[int, str, dict[str, Any]]
+EVENT_FIELDS = ("action_id", "action", "status", "seller_id", "metric", "numerator", "denominator", "decided_at")
+WALL_FIELDS = ("action_id", "action", "status")
+
+
+# A seller who does everything right: every order handed to the carrier well before ship_by,
+# nothing cancelled, refunded or badly rated. Any action against one is a wrong decision.
+RELIABLE = Profile("reliable", 20, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+TROUBLED = (PROFILES["slow_shipper"], PROFILES["canceller"], PROFILES["flawed_items"],
+            PROFILES["counterfeit_ring"])
+
+
+def history(seed: int, sellers: int, days: int, end_ms: int) -> list[Event]:
+    """`days` days of a simulated marketplace ending at `end_ms`, in timestamp order: a
+    quarter of the sellers reliable, the rest late shippers, cancellers, flawed-item sellers
+    and counterfeit rings."""
+    market = Marketplace(seed, sellers, end_ms - days * DAY)
+    for i, seller in enumerate(market.sellers):
+        profile = RELIABLE if i % 4 == 0 else TROUBLED[i % len(TROUBLED)]
+        seller.profile = profile
+        seller.seller_id = f"seller-{i:05d}-{profile.name}"
+    return [(ts, name, dict(record)) for ts, name, record in market.events(end_ms)]
+
+
+def oracle(events: list[Event], partitions: int, clock: str = "event",
+           final_now: int | None = None) -> list[dict[str, Any]]:
+    """The enforcement records the core publishes for `events`, fed in the worker's order:
+    per partition, by (timestamp, topic), ties in production order. `final_now`: time
+    passes to that instant afterwards (a tick on every partition), as a wall clock does."""
+    engine = Engine(load_policy(str(ROOT / "rules" / "policy.yaml")), clock="event",
+                    partition_of=lambda s: partition_for(s.encode(), partitions))
+    order = sorted(range(len(events)), key=lambda i: (events[i][0], RANK[T.RECORD_TOPIC[events[i][1]]], i))
+    out: list[dict[str, Any]] = []
+    for i in order:
+        _, name, record = events[i]
+        partition = partition_for(record["seller_id"].encode(), partitions)
+        out.extend(e.record for e in engine.process(partition, name, dict(record)) if isinstance(e, DecideAction))
+    if final_now is not None:
+        for p in range(partitions):
+            out.extend(e.record for e in engine.tick(p, final_now) if isinstance(e, DecideAction))
+    return out
+
+
+def keyed(records: list[dict[str, Any]], fields: tuple[str, ...]) -> set[tuple[Any, ...]]:
+    return {tuple(r[f] for f in fields) for r in records}
+
+
+@dataclass
+class Process:
+    """One `warden worker` of the cluster."""
+
+    name: str
+    env: dict[str, str]
+    log: Path
+    proc: subprocess.Popen[bytes] | None = None
+    stopped: bool = False  # SIGSTOPped
+
+    @property
+    def port(self) -> int:
+        return int(self.env["WARDEN_WEB_PORT"])
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+
+@dataclass
+class Tally:
+    kills: int = 0
+    joins: int = 0
+    leaves: int = 0
+    pauses: int = 0
+    restarts: int = 0
+    notes: list[str] = field(default_factory=list)
+
+
+class Cluster:
+    """Workers sharing one topic prefix (one consumer group) on one broker."""
+
+    def __init__(self, broker: str, tmp: Path, partitions: int = 4, clock: str = "event",
+                 **env: str) -> None:
+        self.broker = broker
+        self.tmp = tmp
+        self.prefix = f"c{uuid.uuid4().hex[:10]}."
+        self.partitions = partitions
+        self.base_env = dict(os.environ)
+        self.base_env.update(
+            KAFKA_BOOTSTRAP_SERVERS=broker, WARDEN_TOPIC_PREFIX=self.prefix, WARDEN_CLOCK=clock,
+            WARDEN_PARTITIONS=str(partitions), WARDEN_POLICY=str(ROOT / "rules" / "policy.yaml"),
+            WARDEN_LOG_LEVEL="info", WARDEN_TICK_INTERVAL="0.5", PYTHONPATH=str(ROOT),
+        )
+        self.base_env.update(env)
+        self.workers: dict[str, Process] = {}
+        self.tally = Tally()
+        self.lock = threading.RLock()
+
+    def topic(self, name: str) -> str:
+        return f"{self.prefix}{name}"
+
+    def add(self, name: str, wait: bool = True) -> Process:
+        env = dict(self.base_env)
+        env.update(WARDEN_WEB_PORT=str(free_port()), WARDEN_DATA_DIR=str(self.tmp / f"data-{name}"))
+        w = Process(name, env, self.tmp / f"{name}.log")
+        self.workers[name] = w
+        self.start(w, wait)
+        return w
+
+    def start(self, w: Process, wait: bool = True) -> None:
+        with open(w.log, "ab") as fh:
+            fh.write(f"\n=== start {time.strftime('%H:%M:%S')} ===\n".encode())
+        w.env["WARDEN_WEB_PORT"] = str(free_port())
+        w.proc = start_worker(w.env, w.log)
+        w.stopped = False
+        if wait:
+            wait_healthy(w.port, w.proc, timeout=90, log_path=w.log)
+
+    def kill(self, w: Process) -> None:
+        with self.lock:
+            if w.proc is not None:
+                if w.stopped:
+                    os.killpg(w.proc.pid, signal.SIGCONT)
+                w.proc.kill()
+                w.proc.wait()
+                self.tally.kills += 1
+
+    def pause(self, w: Process, seconds: float) -> None:
+        """SIGSTOP the worker for `seconds` (past its session: its partitions move), then SIGCONT."""
+        assert w.proc is not None
+        os.killpg(w.proc.pid, signal.SIGSTOP)
+        w.stopped = True
+        time.sleep(seconds)
+        with self.lock:
+            if w.alive():
+                os.killpg(w.proc.pid, signal.SIGCONT)
+            w.stopped = False
+        self.tally.pauses += 1
+
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        """Hold every running worker (SIGSTOP) while a day is published, then let them go:
+        each day is on the broker whole before a worker reads any of it. What is compared
+        is then what the workers make of the same broker contents; the order in which
+        records of different topics arrive at a broker live is another matter (README,
+        "Processing order")."""
+        with self.lock:
+            held = [w for w in self.workers.values() if w.alive() and not w.stopped]
+            for w in held:
+                assert w.proc is not None
+                os.killpg(w.proc.pid, signal.SIGSTOP)
+            try:
+                yield
+            finally:
+                for w in held:
+                    if w.alive():
+                        assert w.proc is not None
+                        os.killpg(w.proc.pid, signal.SIGCONT)
+
+    def leave(self, w: Process) -> None:
+        if w.proc is not None:
+            stop(w.proc, timeout=20)
+        self.tally.leaves += 1
+
+    def stop_all(self) -> None:
+        for w in self.workers.values():
+            if w.proc is not None:
+                if w.stopped:
+                    os.killpg(w.proc.pid, signal.SIGCONT)
+                stop(w.proc, timeout=10)
+
+    def metric(self, w: Process, name: str) -> float:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{w.port}/metrics", timeout=3) as r:
+                text = r.read().decode()
+        except OSError:
+            return 0.0
+        return sum(float(line.split()[-1]) for line in text.splitlines()
+                   if line.startswith(name) and not line.startswith("#"))
+
+    def rebalances(self) -> int:
+        """Rebalances seen in the workers' logs (each member logs every generation it joins)."""
+        gens: set[str] = set()
+        for w in self.workers.values():
+            if w.log.exists():
+                for line in w.log.read_text(errors="replace").splitlines():
+                    if "generation id " in line and "app consumers id" in line:
+                        gens.add(line.split("generation id ")[1].split()[0])
+        return len(gens)
+
+    def logs_contain(self, text: str) -> list[str]:
+        return [w.name for w in self.workers.values() if w.log.exists() and text in w.log.read_text(errors="replace")]
+
+    # --- input and output ------------------------------------------------------------------
+
+    def producer(self) -> Producer:
+        return Producer({"bootstrap.servers": self.broker, "partitioner": "murmur2_random", "linger.ms": 5})
+
+    def produce(self, p: Producer, events: list[Event]) -> None:
+        for ts, name, record in events:
+            while True:
+                try:
+                    p.produce(self.topic(T.RECORD_TOPIC[name]), key=record["seller_id"].encode(),
+                              value=codec.encode(name, record), timestamp=ts)
+                    break
+                except BufferError:
+                    p.poll(0.05)
+            p.poll(0)
+        p.flush(60)
+
+    def group_lag(self) -> int:
+        """Input records not yet committed by the workers' group."""
+        c = Consumer({"bootstrap.servers": self.broker, "group.id": f"{self.prefix}warden",
+                      "enable.auto.commit": False})
+        try:
+            tps = [TopicPartition(self.topic(t), p) for t in T.INPUT_TOPICS for p in range(self.partitions)]
+            committed = c.committed(tps, timeout=10)
+            lag = 0
+            for tp in committed:
+                _, high = c.get_watermark_offsets(TopicPartition(tp.topic, tp.partition), timeout=10)
+                lag += max(0, high - max(tp.offset, 0))
+            return lag
+        finally:
+            c.close()
+
+    def read(self, name: str) -> list[dict[str, Any]]:
+        """Every record of an output topic, decoded, in each partition's order."""
+        topic = self.topic(name)
+        c = Consumer({"bootstrap.servers": self.broker, "group.id": f"read-{uuid.uuid4().hex}",
+                      "enable.auto.commit": False})
+        try:
+            meta = c.list_topics(topic, timeout=10).topics[topic]
+            ends = {p: c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in meta.partitions}
+            c.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in meta.partitions])
+            out: list[dict[str, Any]] = []
+            pos = {p: 0 for p in ends}
+            deadline = time.monotonic() + 60
+            while any(pos[p] < ends[p] for p in ends) and time.monotonic() < deadline:
+                msg = c.poll(0.5)
+                if msg is None or msg.error():
+                    continue
+                pos[msg.partition()] = msg.offset() + 1
+                out.append(codec.decode(msg.value())[1])
+            return out
+        finally:
+            c.close()
+
+    def settle(self, quiet_s: float = 6.0, timeout: float = 240.0) -> None:
+        """Wait until the group has committed every input record and outputs stop coming."""
+        deadline = time.monotonic() + timeout
+        last, since = -1, time.monotonic()
+        while time.monotonic() < deadline:
+            lag = self.group_lag()
+            c = Consumer({"bootstrap.servers": self.broker, "group.id": "x"})
+            try:
+                topic = self.topic(T.ENFORCEMENTS)
+                n = sum(c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+                        for p in range(self.partitions))
+            finally:
+                c.close()
+            if n != last:
+                last, since = n, time.monotonic()
+            if lag == 0 and time.monotonic() - since >= quiet_s:
+                return
+            time.sleep(1.0)
+        raise AssertionError(f"the workers did not catch up within {timeout:.0f} s (lag {self.group_lag()})")
+
+
+@dataclass
+class Outcome:
+    published: list[dict[str, Any]]
+    expected: list[dict[str, Any]]
+    fields: tuple[str, ...]
+    tally: Tally
+    rebalances: int
+    seconds: float
+
+    @property
+    def missing(self) -> set[tuple[Any, ...]]:
+        return keyed(self.expected, self.fields) - keyed(self.published, self.fields)
+
+    @property
+    def extra(self) -> set[tuple[Any, ...]]:
+        return keyed(self.published, self.fields) - keyed(self.expected, self.fields)
+
+    @property
+    def reissued(self) -> list[str]:
+        """(action_id, status) published with different contents (an id re-issued)."""
+        seen: dict[tuple[str, str], tuple[Any, ...]] = {}
+        bad = []
+        for r in self.published:
+            k = (r["action_id"], r["status"])
+            v = tuple(r[f] for f in EVENT_FIELDS)
+            if k in seen and seen[k] != v:
+                bad.append(r["action_id"])
+            seen[k] = v
+        return bad
+
+    @property
+    def reliable_actions(self) -> list[dict[str, Any]]:
+        return [r for r in self.published if "-reliable" in r["seller_id"]]
+
+    @property
+    def mismatches(self) -> int:
+        return len(self.missing) + len(self.extra)
+
+    def describe(self) -> str:
+        lines = [f"{len(keyed(self.expected, self.fields))} expected, {len(keyed(self.published, self.fields))} "
+                 f"published, {len(self.missing)} missing, {len(self.extra)} extra"]
+        for k in sorted(self.missing, key=str)[:10]:
+            lines.append(f"  missing {k}")
+        for k in sorted(self.extra, key=str)[:10]:
+            lines.append(f"  extra   {k}")
+        return "\n".join(lines)
+
+
+Fault = Callable[[Cluster, random.Random], None]
+
+
+def run_trial(cluster: Cluster, events: list[Event], *, seed: int, day_pause_s: float = 1.5,
+              faults: list[tuple[float, Fault]] = (), initial: int = 1, fields: tuple[str, ...] = EVENT_FIELDS,
+              final_now: int | None = None, progress: Callable[[str], None] = print,
+              all_at_once: bool = False) -> Outcome:
+    """Produce `events` day by day while `faults` (each at a fraction of the production
+    time) happen; wait for the workers; compare with the core's replay."""
+    started = time.monotonic()
+    rng = random.Random(seed)
+    for i in range(initial):
+        cluster.add(f"w{i}")
+    days: dict[int, list[Event]] = {}
+    for e in events:
+        days.setdefault(e[0] // DAY, []).append(e)
+    p = cluster.producer()
+    total = len(days) * day_pause_s
+    pending = sorted(faults, key=lambda f: f[0])
+    threads: list[threading.Thread] = []
+    t0 = time.monotonic()
+
+    def due_faults() -> None:
+        while pending and (time.monotonic() - t0) >= pending[0][0] * total:
+            _, fault = pending.pop(0)
+            t = threading.Thread(target=fault, args=(cluster, random.Random(rng.random())), daemon=True)
+            t.start()
+            threads.append(t)
+
+    if all_at_once:
+        cluster.produce(p, events)
+    for n, day in enumerate(sorted(days)):
+        if not all_at_once:
+            with cluster.held():
+                cluster.produce(p, days[day])
+        end = t0 + (n + 1) * day_pause_s
+        while time.monotonic() < end:
+            due_faults()
+            time.sleep(0.05)
+        progress(f"  day {n + 1}/{len(days)} in ({sum(len(days[d]) for d in sorted(days)[:n + 1]):,} events); "
+                 f"kills {cluster.tally.kills}, joins {cluster.tally.joins}")
+    while pending:
+        due_faults()
+        time.sleep(0.1)
+    for t in threads:
+        t.join(timeout=180)
+    # every worker that should be up is up again
+    for w in cluster.workers.values():
+        if w.stopped and w.proc is not None:
+            os.killpg(w.proc.pid, signal.SIGCONT)
+            w.stopped = False
+    if not any(w.alive() for w in cluster.workers.values()):
+        cluster.start(next(iter(cluster.workers.values())))
+    cluster.settle()
+    published = cluster.read(T.ENFORCEMENTS)
+    expected = oracle(events, cluster.partitions, final_now=final_now)
+    return Outcome(published, expected, fields, cluster.tally, cluster.rebalances(), time.monotonic() - started)
+
+
+# --- faults --------------------------------------------------------------------------------
+
+def join(name: str) -> Fault:
+    def fault(cluster: Cluster, rng: random.Random) -> None:
+        cluster.add(name, wait=False)
+        cluster.tally.joins += 1
+    return fault
+
+
+def leave(name: str) -> Fault:
+    def fault(cluster: Cluster, rng: random.Random) -> None:
+        cluster.leave(cluster.workers[name])
+    return fault
+
+
+def kill_restart(names: list[str] | None = None, down_s: tuple[float, float] = (0.0, 1.0)) -> Fault:
+    """kill -9 a running worker (one of `names`, chosen at random) and start it again."""
+    def fault(cluster: Cluster, rng: random.Random) -> None:
+        with cluster.lock:
+            candidates = [w for w in cluster.workers.values()
+                          if w.alive() and not w.stopped and (names is None or w.name in names)]
+            if not candidates:
+                return
+            w = rng.choice(candidates)
+            cluster.kill(w)
+        time.sleep(rng.uniform(*down_s))
+        cluster.start(w, wait=False)
+        cluster.tally.restarts += 1
+    return fault
+
+
+def pause(name: str, seconds: float) -> Fault:
+    def fault(cluster: Cluster, rng: random.Random) -> None:
+        w = cluster.workers.get(name)
+        if w is not None and w.alive():
+            cluster.pause(w, seconds)
+    return fault
+
+
+def end_of_history(days: int) -> int:
+    """A history that ends at the start of the current hour (so a wall clock is just past it)."""
+    return int(time.time() * 1000) // HOUR * HOUR
