@@ -1,0 +1,49 @@
+"""Decisions under scale-out and faults, against real worker processes on the real broker
+(reduced sizes; `make chaos` runs the full trials: python -m tests.chaos)."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+
+from tests.chaos import harness as H
+
+pytestmark = pytest.mark.integration
+SELLERS, DAYS = 40, 10
+
+
+def check(outcome: H.Outcome) -> None:
+    assert outcome.expected, "the history must provoke decisions to compare"
+    assert outcome.mismatches == 0, outcome.describe()
+    assert not outcome.reissued, f"ids re-issued with other contents: {outcome.reissued[:5]}"
+    assert not outcome.reliable_actions, f"actions against reliable sellers: {outcome.reliable_actions[:3]}"
+
+
+def test_a_second_worker_joining_mid_stream_decides_what_the_core_decides(broker: str, tmp_path: Path) -> None:
+    """The regression: the second worker joins while the first holds unacknowledged records
+    and has committed nothing yet; every decision must still be the core's."""
+    events = H.history(11, SELLERS, DAYS, H.end_of_history(DAYS))
+    cluster = H.Cluster(broker, tmp_path)
+    try:
+        outcome = H.run_trial(cluster, events, seed=11, day_pause_s=1.0, faults=[(0.0, H.join("w1"))])
+    finally:
+        cluster.stop_all()
+    assert outcome.rebalances >= 2
+    check(outcome)
+
+
+def test_two_workers_a_join_and_kills_at_random_moments(broker: str, tmp_path: Path) -> None:
+    seed = 12
+    rng = random.Random(seed)
+    events = H.history(seed, SELLERS, DAYS, H.end_of_history(DAYS))
+    cluster = H.Cluster(broker, tmp_path)
+    faults: list[tuple[float, H.Fault]] = [(0.0, H.join("w1"))]
+    faults += [(rng.uniform(0.1, 0.9), H.kill_restart()) for _ in range(3)]
+    try:
+        outcome = H.run_trial(cluster, events, seed=seed, day_pause_s=1.0, faults=faults)
+    finally:
+        cluster.stop_all()
+    assert outcome.tally.kills >= 3
+    check(outcome)
