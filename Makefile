@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test unit integration bench bench-quick lint up down clean
+.PHONY: help install run test unit integration chaos bench bench-quick lint up down clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -30,6 +30,10 @@ unit: $(STAMP) ## only the unit tests (no broker)
 
 integration: $(STAMP) ## only the broker-backed tests
 	$(BIN)/python -m pytest tests/integration -q
+
+chaos: $(STAMP) ## the full chaos trials (decisions under joins, kills, pauses; both clocks), a 60 s broker stall, 10,000 fuzzed records
+	$(BIN)/python -m tests.chaos
+	WARDEN_STALL_SECONDS=60 WARDEN_FUZZ_RECORDS=10000 $(BIN)/python -m pytest -q tests/integration/test_faults.py
 
 bench: $(STAMP) ## the full benchmark (figures also in bench.json)
 	$(BIN)/warden bench --json bench.json

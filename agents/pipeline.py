@@ -87,6 +87,15 @@ class Pipeline:
         self.latest: dict[tuple[str, int], int] = {}  # (topic, partition) -> latest event time
         self.positions: dict[tuple[str, int], int] = {}  # (topic, partition) -> last offset handled
 
+    def forget(self) -> None:
+        """After a rebalance: what was known of each partition's reading (how far each topic
+        was read, which were behind) no longer holds; until a partition's next tick every
+        input topic counts as unread again, and the clock is held at what was read."""
+        self.behind.clear()
+        self.latest.clear()
+        self.positions.clear()
+        self.engine.limits.clear()
+
     def partition_of(self, seller_id: str) -> int:
         p = self._partition_cache.get(seller_id)
         if p is None:
@@ -216,6 +225,18 @@ class Pipeline:
         """The outputs of effects made outside an input record (e.g. published again)."""
         out = Outcome()
         self._effects(effects, out)
+        return out
+
+    def views_of(self, effects: list[Effect]) -> Outcome:
+        """The Redis views of effects, nothing published or counted (a view rebuilt)."""
+        out = Outcome()
+        for effect in effects:
+            if isinstance(effect, PublishMetrics):
+                value = self.codec.encode("SellerMetrics", effect.record, self._metrics_topic)
+                out.views[effect.seller_id] = (value, effect.evidence)
+            elif isinstance(effect, DecideAction):
+                r = effect.record
+                out.actions.setdefault(r["seller_id"], {})[r["action_id"]] = compact_json.dumps(r)
         return out
 
     def _effects(self, effects: list[Effect], out: Outcome) -> None:

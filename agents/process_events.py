@@ -11,7 +11,7 @@ from typing import Any, Mapping
 from faust.types import TP
 
 from agents.merge import TimestampMerge
-from agents.runtime import chain_flush, changelogs, engine, log_ends, fetched, has_unread, pipeline, publish, view
+from agents.runtime import chain_flush, changelogs, engine, fenced, log_ends, fetched, has_unread, pipeline, publish, view
 from streams import topics as T
 from streams.app import app, input_topic, settings
 from streams.batches import Acks, Batch, route_batches
@@ -35,6 +35,7 @@ def _rebuild_after_rebalance() -> None:
     if generation != _generation[0]:
         _generation[0] = generation
         merge.forget()
+        pipeline.forget()
         log_ends.clear()
         INPUT_POSITION.clear()
         owned = {tp.partition for tp in app.assignor.assigned_actives() if tp.topic == TICKS}
@@ -89,6 +90,8 @@ async def process_batch(batch: Batch, generation: int, ends: Mapping[TP, int]) -
     merge, in timestamp order per partition, then the partitions' ticks. A record is
     acknowledged once handled; one waiting in the merge is not, so not committed."""
     chain_flush()
+    if fenced[0] is not None and fenced[0] == app.consumer_generation_id:
+        return  # membership lost (agents.runtime.chain_flush): wait for the next assignment
     _rebuild_after_rebalance()
     log_ends.update(ends)
     ack = acks().ack

@@ -6,18 +6,22 @@ import asyncio
 import gc
 import json
 import logging
+import os
 import time
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import redis.asyncio as aioredis
 from faust.types import TP
 
+from agents.outputs import BrokerProbe, OutputProducer
 from agents.pipeline import Outgoing, Pipeline
 from rules.policy import load_policy
 from schemas import compact_json
 from schemas.codec import Codec
+from streams import topics as T
 from streams.app import app, settings
-from streams.batches import route_changelogs
+from streams.batches import membership_lost, route_changelogs
+from streams.observability import VIEW_WRITE_FAILURES
 from tables.engine import Engine
 from tables.faust_tables import apply_changelog, declare_tables
 
@@ -81,76 +85,26 @@ pipeline = Pipeline(
 engine.partition_of = pipeline.partition_of
 
 
-class OutputProducer:
-    """Records out through librdkafka (confluent-kafka): a produce call costs a few µs,
-    against tens through Faust's producer buffer and aiokafka. At-least-once holds as with
-    Faust's producer: Faust's offset commit first flushes `app.producer`, and this
-    producer's flush is chained onto that, so no offset is committed before what the
-    records under it caused (outputs, table changes) is on the broker."""
-
-    def __init__(self, servers: str, reports: bool = False) -> None:
-        from confluent_kafka import Producer
-
-        # linger 5 ms, Kafka's own default since 4.0: a busy worker's outputs go in batches
-        # of tens, not of one or two (a broker pays per batch: Tansu ~0.17 ms of CPU each)
-        self.producer = Producer({
-            "bootstrap.servers": servers, "partitioner": "murmur2_random",  # as Kafka's Java client
-            "linger.ms": 5, "acks": "all", "enable.idempotence": False, "batch.num.messages": 10_000,
-            "queue.buffering.max.messages": 1_000_000, "delivery.report.only.error": not reports,
-            "on_delivery": self._delivered,
-        })
-        self.failure: str | None = None
-        self._unpolled = 0
-        self._produce = self.producer.produce
-        self._topics: dict[str, str] = {}  # contract name -> the prefixed topic
-
-    def _delivered(self, err: Any, msg: Any) -> None:
-        if err is not None and self.failure is None:
-            self.failure = f"{msg.topic()}[{msg.partition()}]: {err}"
-            log.error("a record was not delivered: %s; offsets will not be committed", self.failure)
-
-    def produce(self, topic: str, value: bytes | None, key: bytes | None, partition: int = -1,
-                timestamp: int = 0, headers: Any = None, on_delivery: Any = None) -> None:
-        try:
-            if on_delivery is None:
-                self._produce(topic, value, key, partition=partition, timestamp=timestamp, headers=headers)
-            else:
-                self._produce(topic, value, key, partition=partition, timestamp=timestamp, headers=headers,
-                              on_delivery=on_delivery)
-        except BufferError:  # the local queue is full: let librdkafka drain it, then again
-            self.producer.poll(0.05)
-            self.produce(topic, value, key, partition, timestamp, headers, on_delivery)
-            return
-        self._unpolled += 1
-        if self._unpolled >= 1000:
-            self.producer.poll(0)
-            self._unpolled = 0
-
-    def send(self, out: Outgoing) -> None:
-        topic = self._topics.get(out.topic)
-        if topic is None:
-            topic = self._topics[out.topic] = settings.topic(out.topic)
-        self.produce(topic, out.value, out.key,
-                     partition=-1 if out.partition is None else out.partition,
-                     timestamp=int(out.timestamp * 1000) if out.timestamp else 0,
-                     headers=list(out.headers) if out.headers else None)
-
-    async def flush(self) -> None:
-        """Wait until every record handed over is on the broker; raise if one failed."""
-        while len(self.producer) > 0:
-            self.producer.poll(0)
-            await asyncio.sleep(0.002)
-        self.producer.poll(0)
-        if self.failure is not None:
-            raise RuntimeError(f"a record was not delivered ({self.failure}): not committing")
+def stop_on_delivery_failure(line: str) -> None:
+    """A delivery that really failed: say so in one line and stop the worker at once. No
+    offset past the record was committed, so a restart publishes it again; going on would
+    make every later commit wait for what can no longer arrive."""
+    log.critical("%s; stopping: a restart publishes it again from the last commit", line)
+    asyncio.get_event_loop().call_soon(os._exit, 70)
 
 
-outputs = OutputProducer(settings.kafka_bootstrap_servers)
+outputs = OutputProducer(settings.kafka_bootstrap_servers, on_failure=stop_on_delivery_failure,
+                         topic_prefix=settings.topic_prefix)
 # A persistent store (RocksDB) is told the changelog offsets it holds, from delivery reports.
-changelog_out = OutputProducer(settings.kafka_bootstrap_servers, reports=settings.store == "rocksdb")
+changelog_out = OutputProducer(settings.kafka_bootstrap_servers, reports=settings.store == "rocksdb",
+                               name="changelogs", on_failure=stop_on_delivery_failure)
+broker = BrokerProbe(outputs, settings.topic(T.ENFORCEMENTS))
 
 
 _chained: list[bool] = []
+# The generation in which this worker found its membership lost: nothing of it is processed
+# (its records are left unacknowledged) until the next assignment.
+fenced: list[int | None] = [None]
 
 
 def chain_flush() -> None:
@@ -167,6 +121,16 @@ def chain_flush() -> None:
     async def flush_all() -> None:
         async with one_at_a_time:
             await faust_flush()
+            if changelogs.pending() and await membership_lost(app.consumer):
+                # Fenced: paused past its session, this worker's partitions have moved, and
+                # their new owner restored them from the changelogs and is replaying what
+                # came after the last commit. Writing this worker's unflushed changes now
+                # would put older state behind the new owner's in the changelogs.
+                fenced[0] = app.consumer_generation_id
+                dropped = changelogs.discard_pending()
+                log.warning("this worker lost its group membership (paused past its session): %d unflushed "
+                            "table changes dropped, their partitions' new owner makes them again", dropped)
+                return
             held = await changelogs.produce_pending_sliced(changelog_out.produce)
             await asyncio.gather(outputs.flush(), changelog_out.flush())
             if held:
@@ -232,6 +196,11 @@ class RedisView:
         self.pending: dict[str, tuple[bytes, Any]] = {}
         self.pending_actions: dict[str, dict[str, str]] = {}
         self._warned = False
+        # Redis lost what it held (it was away, or restarted empty): every view of this
+        # worker's sellers is written again from the tables (`resync`, set by the worker)
+        self.resync: Callable[[], None] | None = None
+        self.run_id: str | None = None
+        self._identity_checked = 0.0
 
     def metrics_key(self, seller_id: str) -> str:
         return f"{self.prefix}:seller:{seller_id}:view"
@@ -246,7 +215,25 @@ class RedisView:
         for seller_id, docs in actions.items():
             self.pending_actions.setdefault(seller_id, {}).update(docs)
 
+    async def _check_identity(self) -> None:
+        """Once a second: a Redis whose run id changed restarted, empty (views keep
+        nothing on disk): write every view again."""
+        now = time.monotonic()
+        if now - self._identity_checked < 1.0:
+            return
+        self._identity_checked = now
+        run_id = (await self.client.info("server")).get("run_id")
+        if self.run_id is not None and run_id != self.run_id and self.resync is not None:
+            log.warning("Redis at %s restarted: writing every view again", settings.redis_url)
+            self.resync()
+        self.run_id = run_id
+
     async def flush(self) -> None:
+        try:
+            await self._check_identity()
+        except Exception as exc:
+            self._unavailable(exc)
+            return
         if not self.pending and not self.pending_actions:
             return
         batch, self.pending = self.pending, {}
@@ -279,9 +266,13 @@ class RedisView:
             for seller_id, docs in actions.items():
                 for action_id, doc in docs.items():
                     self.pending_actions.setdefault(seller_id, {}).setdefault(action_id, doc)
-            if not self._warned:
-                log.warning("Redis at %s unavailable (%s); views will catch up", settings.redis_url, exc)
-                self._warned = True
+            self._unavailable(exc)
+
+    def _unavailable(self, exc: Exception) -> None:
+        VIEW_WRITE_FAILURES.inc()
+        if not self._warned:
+            log.warning("Redis at %s unavailable (%s); views will catch up", settings.redis_url, exc)
+            self._warned = True
 
     async def metrics(self, seller_id: str) -> dict[str, Any] | None:
         """A seller's latest SellerMetrics record with its evidence, or None."""
@@ -299,3 +290,15 @@ class RedisView:
 
 
 view = RedisView(settings.redis_url, settings.topic_prefix)
+
+
+def resync_views() -> None:
+    """Stage every view of this worker's sellers again, from the tables."""
+    ticks = settings.topic(T.TICKS)
+    owned = {tp.partition for tp in app.assignor.assigned_actives() if tp.topic == ticks}
+    outcome = pipeline.views_of(engine.current_state(owned))
+    view.stage(outcome.views)
+    view.stage_actions(outcome.actions)
+
+
+view.resync = resync_views

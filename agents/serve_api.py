@@ -7,16 +7,17 @@ from typing import Any
 
 from faust.web import Request, Response, View
 
-from agents.runtime import view
+from agents.runtime import broker, view
 from streams.app import app
 from streams.observability import exposition
 
 
 def consuming() -> bool:
-    """Started, not rebalancing, tables recovered, partitions assigned."""
+    """Started, not rebalancing, tables recovered, partitions assigned, brokers answering."""
     try:
         return bool(
-            app.started
+            broker.reachable
+            and app.started
             and not app.rebalancing
             and app.tables.recovery.completed.is_set()
             and app.consumer.assignment()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 
-from agents.runtime import engine, view
+from agents.runtime import broker, engine, view
 from streams import topics as T
 from streams.app import app, output_topics, settings
 from streams.observability import OLDEST_PENDING_REVIEW, PENDING_DEADLINES, PENDING_REVIEWS
@@ -33,3 +33,8 @@ async def sweep_deadlines() -> None:
 @app.task
 async def flush_views() -> None:
     await view.run()
+
+
+@app.task
+async def probe_brokers() -> None:
+    await broker.run()

@@ -187,3 +187,34 @@ def route_changelogs(app: Any, apply: Callable[[Any, TP, list[Any]], bool]) -> N
     which returns False for those Faust's own path should take."""
     app.changelog_route = apply
 
+
+
+async def membership_lost(consumer: Any) -> bool:
+    """Whether the group no longer counts this consumer as a member of its current
+    generation: a heartbeat answered "unknown member" or "illegal generation" (a worker
+    paused past its session, whose partitions have moved). A rebalance in progress is not
+    a loss: a member giving its partitions up must still hand its state over. Unknown
+    (the coordinator does not answer): False, and the commit that follows fails anyway."""
+    from aiokafka import errors
+    from aiokafka.protocol.group import HeartbeatRequest
+
+    thread = consumer._thread  # Faust runs aiokafka in a thread of its own, on its own loop
+
+    async def ask() -> bool:
+        coordinator = thread._ensure_consumer()._coordinator
+        if coordinator is None:
+            return False
+        if not coordinator.member_id:
+            return True  # aiokafka already reset it: the broker forgot this member
+        request = HeartbeatRequest(coordinator.group_id, coordinator.generation, coordinator.member_id)
+        try:
+            response = await asyncio.wait_for(coordinator._send_req(request), 5.0)
+        except Exception:
+            return False
+        error = errors.for_code(response.error_code)
+        return error in (errors.IllegalGenerationError, errors.UnknownMemberIdError)
+
+    try:
+        return bool(await thread.call_thread(ask))
+    except Exception:
+        return False

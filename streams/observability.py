@@ -45,6 +45,11 @@ INPUT_POSITION = Gauge(
     ["topic", "partition"], registry=REGISTRY,
 )
 
+VIEW_WRITE_FAILURES = Counter(
+    "warden_view_write_failures_total", "Flushes of the Redis views that failed (retried, then caught up).",
+    registry=REGISTRY,
+)
+
 
 def exposition() -> bytes:
     return generate_latest(REGISTRY)

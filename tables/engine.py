@@ -488,6 +488,26 @@ class Engine:
                     effects.extend(republish(action, history, self.policy))
         return effects
 
+    def current_state(self, partitions: set[int] | None = None) -> list[Effect]:
+        """Every seller's figures as of its partition's clock and every action's latest
+        record: what a view rebuilt from the tables shows (a Redis that lost what it held)."""
+        effects: list[Effect] = []
+        for seller_id, s in self.stores.sellers.items():
+            partition = self.partition_of(seller_id)
+            if partitions is not None and partition not in partitions:
+                continue
+            now = self._clock(partition)[1]
+            if not now:
+                continue
+            record = seller_metrics_record(seller_id, s.snapshot(self._months(now)), self.policy, now)
+            effects.append(PublishMetrics(seller_id, record, _Evidence(self, seller_id), "view"))
+        for seller_id, history in self.stores.enforcement.items():
+            if partitions is not None and self.partition_of(seller_id) not in partitions:
+                continue
+            for action in history.actions.values():
+                effects.extend(e for e in republish(action, history, self.policy) if isinstance(e, DecideAction))
+        return effects
+
     def _on_decision(self, r: dict[str, Any], now: int, dirty: dict[str, str], partition: int) -> None:
         self._review(r, now, decide)
 

@@ -165,6 +165,22 @@ class Changelogs:
     def pending(self) -> int:
         return sum(len(s.dirty) for s in self.stores)
 
+    def discard_pending(self) -> int:
+        """Forget the changes not yet produced and every value held in memory: this worker
+        no longer owns its partitions, and what it holds may be ahead of their changelogs.
+        The next assignment restores them from the changelogs (a memory store reads them
+        whole again; a persistent one from the offset it has, then into a new cache)."""
+        dropped = self.pending()
+        for store in self.stores:
+            store.dirty.clear()  # the same dict stays shared with the store's DirtyDict
+            data = store.table.data
+            if isinstance(data, MemoryStore):
+                dict.clear(data.data)
+                data._key_partition.clear()
+            if store.cache is not None:
+                dict.clear(store.cache)
+        return dropped
+
     def produce_pending(self, produce: Produce) -> list[tuple[Any, ...]]:
         """Hand every changed key's newest value to `produce`, except the last one of each
         changelog partition, which is returned: produce those once the rest is on the

@@ -39,7 +39,8 @@ ROOT = Path(__file__).resolve().parents[2]
 RANK = {t: i for i, t in enumerate(T.INPUT_TOPICS)}
 codec = Codec()
 Event = tuple[int, str, dict[str, Any]]
-EVENT_FIELDS = ("action_id", "action", "status", "seller_id", "metric", "numerator", "denominator", "decided_at")
+EVENT_FIELDS = ("action_id", "action", "status", "seller_id", "metric", "numerator", "denominator",
+                "decided_at")
 WALL_FIELDS = ("action_id", "action", "status")
 
 
@@ -74,7 +75,8 @@ def oracle(events: list[Event], partitions: int, clock: str = "event",
     for i in order:
         _, name, record = events[i]
         partition = partition_for(record["seller_id"].encode(), partitions)
-        out.extend(e.record for e in engine.process(partition, name, dict(record)) if isinstance(e, DecideAction))
+        effects = engine.process(partition, name, dict(record))
+        out.extend(e.record for e in effects if isinstance(e, DecideAction))
     if final_now is not None:
         for p in range(partitions):
             out.extend(e.record for e in engine.tick(p, final_now) if isinstance(e, DecideAction))
@@ -229,7 +231,8 @@ class Cluster:
         return len(gens)
 
     def logs_contain(self, text: str) -> list[str]:
-        return [w.name for w in self.workers.values() if w.log.exists() and text in w.log.read_text(errors="replace")]
+        return [w.name for w in self.workers.values()
+                if w.log.exists() and text in w.log.read_text(errors="replace")]
 
     # --- input and output ------------------------------------------------------------------
 
@@ -343,7 +346,8 @@ class Outcome:
         return len(self.missing) + len(self.extra)
 
     def describe(self) -> str:
-        lines = [f"{len(keyed(self.expected, self.fields))} expected, {len(keyed(self.published, self.fields))} "
+        expected, published = keyed(self.expected, self.fields), keyed(self.published, self.fields)
+        lines = [f"{len(expected)} expected, {len(published)} "
                  f"published, {len(self.missing)} missing, {len(self.extra)} extra"]
         for k in sorted(self.missing, key=str)[:10]:
             lines.append(f"  missing {k}")
@@ -356,7 +360,8 @@ Fault = Callable[[Cluster, random.Random], None]
 
 
 def run_trial(cluster: Cluster, events: list[Event], *, seed: int, day_pause_s: float = 1.5,
-              faults: list[tuple[float, Fault]] = (), initial: int = 1, fields: tuple[str, ...] = EVENT_FIELDS,
+              faults: list[tuple[float, Fault]] = (), initial: int = 1,
+              fields: tuple[str, ...] = EVENT_FIELDS,
               final_now: int | None = None, progress: Callable[[str], None] = print,
               all_at_once: bool = False) -> Outcome:
     """Produce `events` day by day while `faults` (each at a fraction of the production
@@ -391,7 +396,8 @@ def run_trial(cluster: Cluster, events: list[Event], *, seed: int, day_pause_s: 
         while time.monotonic() < end:
             due_faults()
             time.sleep(0.05)
-        progress(f"  day {n + 1}/{len(days)} in ({sum(len(days[d]) for d in sorted(days)[:n + 1]):,} events); "
+        sent = sum(len(days[d]) for d in sorted(days)[:n + 1])
+        progress(f"  day {n + 1}/{len(days)} in ({sent:,} events); "
                  f"kills {cluster.tally.kills}, joins {cluster.tally.joins}")
     while pending:
         due_faults()
@@ -407,8 +413,12 @@ def run_trial(cluster: Cluster, events: list[Event], *, seed: int, day_pause_s: 
         cluster.start(next(iter(cluster.workers.values())))
     cluster.settle()
     published = cluster.read(T.ENFORCEMENTS)
+    if cluster.base_env["WARDEN_CLOCK"] == "wall" and final_now is None:
+        final_now = int(time.time() * 1000)  # the workers' clocks have passed the history's end
+        fields = WALL_FIELDS
     expected = oracle(events, cluster.partitions, final_now=final_now)
-    return Outcome(published, expected, fields, cluster.tally, cluster.rebalances(), time.monotonic() - started)
+    return Outcome(published, expected, fields, cluster.tally, cluster.rebalances(),
+                   time.monotonic() - started)
 
 
 # --- faults --------------------------------------------------------------------------------

@@ -21,7 +21,8 @@ def check(outcome: H.Outcome) -> None:
     assert not outcome.reliable_actions, f"actions against reliable sellers: {outcome.reliable_actions[:3]}"
 
 
-def test_a_second_worker_joining_mid_stream_decides_what_the_core_decides(broker: str, tmp_path: Path) -> None:
+def test_a_second_worker_joining_mid_stream_decides_what_the_core_decides(broker: str,
+                                                                           tmp_path: Path) -> None:
     """The regression: the second worker joins while the first holds unacknowledged records
     and has committed nothing yet; every decision must still be the core's."""
     events = H.history(11, SELLERS, DAYS, H.end_of_history(DAYS))

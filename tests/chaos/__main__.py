@@ -1,0 +1,110 @@
+"""`make chaos`: the full chaos trials, a table of what was done and what differed.
+
+    python -m tests.chaos [--trials N] [--seed S]
+
+Each trial starts its own consumer group on one Tansu broker (or KAFKA_BOOTSTRAP_SERVERS
+with WARDEN_TEST_BROKER=external), feeds 80 sellers' 12 days while workers join, leave,
+are killed (-9) and paused past their session (SIGSTOP, then SIGCONT: a zombie that wakes
+after its partitions moved), and compares every enforcement record with the decision
+core's replay of the same history. Exit status 1 on any mismatch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from streams.embedded import free_port, start_tansu, stop
+from tests.chaos import harness as H
+
+
+@dataclass
+class Trial:
+    name: str
+    clock: str
+    seed: int
+    initial: int
+    faults: list[tuple[float, H.Fault]]
+    all_at_once: bool = False
+    day_pause_s: float = 1.5
+
+
+def trials(base_seed: int) -> list[Trial]:
+    out = []
+    rng = random.Random(base_seed)
+
+    def kills(n: int, lo: float = 0.05, hi: float = 0.95) -> list[tuple[float, H.Fault]]:
+        return [(rng.uniform(lo, hi), H.kill_restart()) for _ in range(n)]
+
+    out.append(Trial("join, join, leave, kills", "event", base_seed + 1, 1,
+                     [(0.02, H.join("w1")), (0.3, H.join("w2")), (0.6, H.leave("w2"))] + kills(7)))
+    out.append(Trial("zombie (SIGSTOP 12 s), kills", "event", base_seed + 2, 2,
+                     [(0.15, H.join("w2")), (0.35, H.pause("w0", 12.0))] + kills(7)))
+    out.append(Trial("three workers, kills", "event", base_seed + 3, 3, kills(7)))
+    out.append(Trial("wall clock, faster than real time", "wall", base_seed + 4, 2,
+                     [(0.1, H.join("w2"))] + kills(5, 0.05, 0.8), all_at_once=True, day_pause_s=0.5))
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m tests.chaos", description=__doc__.splitlines()[0])
+    parser.add_argument("--seed", type=int, default=int(os.environ.get("WARDEN_CHAOS_SEED", "1000")))
+    parser.add_argument("--trials", type=int, default=4)
+    args = parser.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="warden-chaos-"))
+    external = os.environ.get("WARDEN_TEST_BROKER") == "external"
+    tansu = None
+    if external:
+        broker = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
+    else:
+        port = free_port()
+        tansu = start_tansu(port, tmp / "broker.log")
+        broker = f"127.0.0.1:{port}"
+    rows = []
+    started = time.monotonic()
+    failed = False
+    try:
+        for i, trial in enumerate(trials(args.seed)[: args.trials]):
+            print(f"trial {i + 1}: {trial.name} ({trial.clock} clock, seed {trial.seed})", flush=True)
+            events = H.history(trial.seed, 80, 12, H.end_of_history(12))
+            cluster = H.Cluster(broker, tmp / f"trial{i + 1}", clock=trial.clock)
+            (tmp / f"trial{i + 1}").mkdir()
+            try:
+                outcome = H.run_trial(cluster, events, seed=trial.seed, faults=trial.faults,
+                                      initial=trial.initial,
+                                      day_pause_s=trial.day_pause_s, all_at_once=trial.all_at_once,
+                                      progress=lambda line: print(line, flush=True))
+            finally:
+                cluster.stop_all()
+            bad = outcome.mismatches + len(outcome.reissued) + len(outcome.reliable_actions)
+            failed = failed or bad > 0
+            rows.append((trial.name, trial.clock, len(events), outcome.tally.kills, outcome.tally.pauses,
+                         outcome.tally.joins, outcome.rebalances,
+                         len(H.keyed(outcome.expected, outcome.fields)),
+                         outcome.mismatches, len(outcome.reissued), len(outcome.reliable_actions),
+                         round(outcome.seconds)))
+            if bad:
+                print(outcome.describe(), flush=True)
+    finally:
+        if tansu is not None:
+            stop(tansu)
+    header = ("trial", "clock", "events", "kills", "pauses", "joins", "rebalances", "decisions compared",
+              "mismatches", "re-issued", "reliable hit", "s")
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    for r in [header, *rows]:
+        print("  ".join(str(v).ljust(w) for v, w in zip(r, widths)))
+    total = [sum(r[i] for r in rows) for i in (3, 4, 6, 7, 8)]
+    print(f"{len(rows)} trials, {total[0]} kills, {total[1]} pauses, {total[2]} rebalances, "
+          f"{total[3]} decisions compared, {total[4]} mismatches; {time.monotonic() - started:.0f} s"
+          f" (logs under {tmp})")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
