@@ -12,25 +12,33 @@ from streams.app import app
 from streams.observability import exposition
 
 
-def consuming() -> bool:
-    """Started, not rebalancing, tables recovered, partitions assigned, brokers answering."""
+def waiting_for() -> list[str]:
+    """What keeps the worker from being ready: empty when it is started, not rebalancing,
+    its tables recovered and the brokers answering. A member given no partitions (the group
+    has more workers than Faust's assignor spreads them over) is ready: it has nothing to do."""
     try:
-        return bool(
-            broker.reachable
-            and app.started
-            and not app.rebalancing
-            and app.tables.recovery.completed.is_set()
-            and app.consumer.assignment()
-        )
+        checks = [
+            ("brokers", broker.reachable),
+            ("start", app.started),
+            ("rebalance", not app.rebalancing),
+            ("recovery", app.tables.recovery.completed.is_set()),
+        ]
     except Exception:
-        return False
+        return ["start"]
+    return [name for name, ok in checks if not ok]
+
+
+def consuming() -> bool:
+    return not waiting_for()
 
 
 @app.page("/healthz")
 class Health(View):
     async def get(self, request: Request) -> Response:
-        ok = consuming()
-        return self.json({"status": "ok" if ok else "starting"}, status=200 if ok else 503)
+        waiting = waiting_for()
+        if waiting:
+            return self.json({"status": "starting", "waiting_for": waiting}, status=503)
+        return self.json({"status": "ok"})
 
 
 @app.page("/metrics")
