@@ -16,7 +16,7 @@ from aiokafka.partitioner import murmur2
 from rules.effects import DecideAction, Effect, Notify, PublishMetrics, RejectInput
 from schemas import compact_json
 from schemas.codec import Codec, DecodeError
-from schemas.validation import EVENT_TIME, FieldRuleViolation, validate
+from schemas.validation import FieldRuleViolation, validate
 from streams import topics as T
 from streams.observability import (
     ENFORCEMENTS,
@@ -77,14 +77,13 @@ class Pipeline:
         self._published_tally = 0
         self._evaluations_exported = 0
         self._bases: dict[str, str] = {}
-        # The clock's guard (Engine.limits): `unread(p)` names the input topics whose
+        # The clock's guard (Engine.held): `unread(p)` names the input topics whose
         # partition p has records not handled yet; asked on every tick. Until a
         # partition's first tick every input topic counts as unread.
         self.unread = unread
         self.guarded = tuple(topic_prefix + t for t in (*T.INPUT_TOPICS, T.REKEYED))
         self._metrics_topic = topic_prefix + T.SELLER_METRICS
         self.behind: dict[int, tuple[str, ...]] = {}
-        self.latest: dict[tuple[str, int], int] = {}  # (topic, partition) -> latest event time
         self.positions: dict[tuple[str, int], int] = {}  # (topic, partition) -> last offset handled
 
     def forget(self) -> None:
@@ -92,9 +91,8 @@ class Pipeline:
         was read, which were behind) no longer holds; until a partition's next tick every
         input topic counts as unread again, and the clock is held at what was read."""
         self.behind.clear()
-        self.latest.clear()
         self.positions.clear()
-        self.engine.limits.clear()
+        self.engine.held.clear()
 
     def partition_of(self, seller_id: str) -> int:
         p = self._partition_cache.get(seller_id)
@@ -162,10 +160,6 @@ class Pipeline:
                 ), partition=target, timestamp=timestamp))
                 return out
         if self.unread is not None:
-            tp = (topic, partition)
-            event_time = record[EVENT_TIME[name]]
-            if event_time > self.latest.get(tp, -1):
-                self.latest[tp] = event_time
             self._hold(partition)
         effects = self.engine.process(partition, name, record)
         self._effects(effects, out)
@@ -190,21 +184,11 @@ class Pipeline:
             self._evaluations_exported = evaluations
 
     def _hold(self, partition: int) -> None:
-        """Hold the partition's clock at the latest event time of its least-read topic."""
-        behind = self.behind.get(partition, self.guarded)  # until its first tick: all
-        if not behind:
-            self.engine.limits.pop(partition, None)
-            return
-        latest = self.latest
-        limit = None
-        for topic in behind:
-            t = latest.get((topic, partition))
-            if t is None:
-                limit = 0  # nothing read from it yet: the clock waits
-                break
-            if limit is None or t < limit:
-                limit = t
-        self.engine.limits[partition] = limit
+        """Hold the partition's clock at its stream time while an input topic has unread records."""
+        if self.behind.get(partition, self.guarded):  # until its first tick: all unread
+            self.engine.held.add(partition)
+        else:
+            self.engine.held.discard(partition)
 
     @staticmethod
     def _dead(out: Outcome, label: str, source: tuple[str, int, int], key: bytes | None,

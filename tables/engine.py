@@ -128,8 +128,9 @@ class Engine:
         self.pending: dict[str, tuple[str, int]] = {}
         self.evaluations = 0  # rule evaluations so far (a counter for the driver to export)
         self._clocks: dict[int, list[Any]] = {}  # partition -> [stream time, last now]
-        # partition -> the clock may not pass this instant (inputs not read that far yet)
-        self.limits: dict[int, int] = {}
+        # partitions whose clock may not pass their stream time (set by the driver while
+        # the partition's inputs have records not read yet)
+        self.held: set[int] = set()
 
     # --- the clock ------------------------------------------------------------------------
 
@@ -146,13 +147,14 @@ class Engine:
         return clock
 
     def _now(self, partition: int, event_time: int | None) -> int:
-        """The engine clock of a partition: monotonic, and held back by `limits`.
+        """The engine clock of a partition: monotonic, and held back while it is `held`.
 
-        `limits[p]`, set by the driver, is the lowest latest event time among the
-        partition's input topics that still have unread records: the clock never runs
-        past what has not been read yet (as Kafka Streams picks the lowest-timestamped
-        record among a task's partitions), so a deadline is never judged before the scan
-        that meets it has been read, even when topics are consumed unevenly.
+        A held partition (the driver says its inputs have records not read yet: a backlog,
+        a restart, a partition just taken over) runs no further than its stream time, the
+        latest event time released to it. The driver releases records in timestamp order
+        across the partition's topics (a timestamp merge), so no unread record is older
+        than that: a deadline is never judged before the scan that meets it has been read,
+        and a history read faster than real time is judged as the event clock judges it.
         """
         clock = self._clock(partition)
         stream, last = clock
@@ -163,9 +165,10 @@ class Engine:
         else:
             assert self.wall_clock is not None
             now = self.wall_clock()
-        limit = self.limits.get(partition)
-        if limit is not None and now > limit:
-            now = limit
+        if partition in self.held:
+            limit = stream if stream is not None else 0
+            if now > limit:
+                now = limit
         if now < last:
             now = last
         if stream != clock[0] or now != last:

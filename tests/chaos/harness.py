@@ -141,6 +141,13 @@ class Cluster:
     def topic(self, name: str) -> str:
         return f"{self.prefix}{name}"
 
+    def ensure_topics(self) -> None:
+        """Create the topics as a worker would (to publish before any worker has started)."""
+        from streams.admin import ensure_topics
+        from streams.settings import load_settings
+
+        ensure_topics(load_settings(self.base_env))
+
     def add(self, name: str, wait: bool = True) -> Process:
         env = dict(self.base_env)
         env.update(WARDEN_WEB_PORT=str(free_port()), WARDEN_DATA_DIR=str(self.tmp / f"data-{name}"))
@@ -368,12 +375,18 @@ def run_trial(cluster: Cluster, events: list[Event], *, seed: int, day_pause_s: 
     time) happen; wait for the workers; compare with the core's replay."""
     started = time.monotonic()
     rng = random.Random(seed)
+    p = cluster.producer()
+    if all_at_once:
+        # A backlog: the whole history is on the broker before any worker starts, so every
+        # worker meets it behind (a restart, a backfill); a worker live before it arrived
+        # would rightly judge it at today's time, as late data.
+        cluster.ensure_topics()
+        cluster.produce(p, events)
     for i in range(initial):
         cluster.add(f"w{i}")
     days: dict[int, list[Event]] = {}
     for e in events:
         days.setdefault(e[0] // DAY, []).append(e)
-    p = cluster.producer()
     total = len(days) * day_pause_s
     pending = sorted(faults, key=lambda f: f[0])
     threads: list[threading.Thread] = []
@@ -386,8 +399,6 @@ def run_trial(cluster: Cluster, events: list[Event], *, seed: int, day_pause_s: 
             t.start()
             threads.append(t)
 
-    if all_at_once:
-        cluster.produce(p, events)
     for n, day in enumerate(sorted(days)):
         if not all_at_once:
             with cluster.held():
