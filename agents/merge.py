@@ -14,11 +14,13 @@ every worker, and in a replay through the core without a broker.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import deque
 from typing import Any, Callable, Generic, TypeVar
 
 Item = TypeVar("Item")
+log = logging.getLogger("warden")
 
 
 class TimestampMerge(Generic[Item]):
@@ -33,7 +35,8 @@ class TimestampMerge(Generic[Item]):
         self.fetched = fetched
         self.queues: dict[int, dict[str, deque[tuple[int, int, Item]]]] = {}
         self.received: dict[tuple[str, int], int] = {}
-        self.blocked_since: dict[int, tuple[float, str, Any]] = {}  # partition -> (since, topic, fetched)
+        # partition -> (since, topic, fetched, said): waiting for that topic since then
+        self.blocked_since: dict[int, tuple[float, str, Any, bool]] = {}
 
     def offer(self, topic: str, partition: int, offset: int, timestamp: int, item: Item) -> None:
         queues = self.queues.setdefault(partition, {})
@@ -78,9 +81,13 @@ class TimestampMerge(Generic[Item]):
                 position = self.fetched(topic, partition)
                 blocked = self.blocked_since.get(partition)
                 if blocked is None or blocked[1] != topic or blocked[2] != position:
-                    self.blocked_since[partition] = (now, topic, position)  # (still) coming
+                    self.blocked_since[partition] = (now, topic, position, False)  # (still) coming
                     return True
                 if now - blocked[0] < self.max_idle_s:
+                    if now - blocked[0] >= 5.0 and not blocked[3]:
+                        self.blocked_since[partition] = (*blocked[:3], True)
+                        log.warning("partition %d: waiting %.0f s for %s (unread records, no fetch progress)",
+                                    partition, now - blocked[0], topic)
                     return True
                 return False  # no progress for long enough: go on without it, as Kafka Streams does
             read_up.add(topic)

@@ -22,6 +22,8 @@ rebalance lands in the middle of one.
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
 from typing import Any, Awaitable, Callable, Collection, Mapping
 
 from aiokafka.structs import TopicPartition as AIOKafkaTP
@@ -32,6 +34,8 @@ from faust.types import TP
 
 # (topic partition, its records as aiokafka returns them: .offset .timestamp (ms) .key .value .headers)
 Batch = list[tuple[TP, list[Any]]]
+log = logging.getLogger("warden")
+
 # (the batch, its rebalance generation, the log ends of its partitions' batch-routed topics)
 BatchHandler = Callable[[Batch, int, Mapping[TP, int]], Awaitable[None]]
 
@@ -156,10 +160,13 @@ class BatchConsumer(KafkaConsumer):
         others' ends as of an earlier read (Tansu does), so a record could be released
         ahead of earlier ones of another topic already on the broker. Empty when the
         broker does not answer: the merge then waits."""
+        started = time.monotonic()
         try:
             ends = await asyncio.wait_for(self.highwaters(*(TP(t, p) for t in topics for p in partitions)),
                                           timeout=self.app.conf.broker_request_timeout)
-        except Exception:  # the broker is away: nothing known, nothing released past an empty topic
+        except Exception as exc:  # the broker is away: nothing known, nothing released past an empty topic
+            log.warning("the log ends of partitions %s are not known (%r after %.1f s): records wait",
+                        sorted(partitions), exc, time.monotonic() - started)
             return {}
         return {TP(tp.topic, tp.partition): end for tp, end in ends.items() if end is not None}
 
@@ -215,6 +222,6 @@ async def membership_lost(consumer: Any) -> bool:
         return error in (errors.IllegalGenerationError, errors.UnknownMemberIdError)
 
     try:
-        return bool(await thread.call_thread(ask))
-    except Exception:
+        return bool(await asyncio.wait_for(thread.call_thread(ask), 6.0))
+    except Exception:  # no answer in time: not known to be lost, the flush goes on
         return False

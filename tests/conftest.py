@@ -11,7 +11,7 @@ from typing import Iterator
 
 import pytest
 
-from streams.embedded import free_port, start_tansu, start_worker, stop, wait_healthy
+from stack.embedded import free_port, start_tansu, start_worker, stop, wait_healthy
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -89,5 +89,5 @@ def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = No
     full_env = dict(os.environ)
     full_env["PYTHONPATH"] = str(ROOT)
     full_env.update(env or {})
-    return subprocess.run([sys.executable, "-m", "streams.cli", *args], env=full_env, cwd=cwd or ROOT,
+    return subprocess.run([sys.executable, "-m", "cli", *args], env=full_env, cwd=cwd or ROOT,
                           capture_output=True, text=True, timeout=timeout)

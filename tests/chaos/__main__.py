@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from streams.embedded import free_port, start_tansu, stop
+from stack.embedded import free_port, start_tansu, stop
 from tests.chaos import harness as H
 
 
@@ -57,7 +57,8 @@ def trials(base_seed: int) -> list[Trial]:
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.chaos", description=__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, default=int(os.environ.get("WARDEN_CHAOS_SEED", "1000")))
-    parser.add_argument("--trials", type=int, default=4)
+    parser.add_argument("--trials", type=int, default=4, help="run the first N trials")
+    parser.add_argument("--only", type=int, help="run trial N alone")
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="warden-chaos-"))
     external = os.environ.get("WARDEN_TEST_BROKER") == "external"
@@ -72,7 +73,9 @@ def main() -> int:
     started = time.monotonic()
     failed = False
     try:
-        for i, trial in enumerate(trials(args.seed)[: args.trials]):
+        chosen = [(i, t) for i, t in enumerate(trials(args.seed)[: args.trials])
+                  if args.only is None or i + 1 == args.only]
+        for i, trial in chosen:
             print(f"trial {i + 1}: {trial.name} ({trial.clock} clock, seed {trial.seed})", flush=True)
             events = H.history(trial.seed, 80, 12, H.end_of_history(12))
             cluster = H.Cluster(broker, tmp / f"trial{i + 1}", clock=trial.clock)

@@ -31,8 +31,8 @@ from rules.effects import DecideAction
 from rules.policy import load_policy
 from schemas.codec import Codec
 from streams import topics as T
-from streams.embedded import free_port, start_worker, stop, wait_healthy
-from streams.simulator import DAY, HOUR, PROFILES, Marketplace, Profile
+from stack.embedded import free_port, start_worker, stop, wait_healthy
+from simulator.marketplace import DAY, HOUR, PROFILES, Marketplace, Profile
 from tables.engine import Engine
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -39,7 +39,7 @@ def bench(tmp: Path, sections: str, extra_path: Path | None = None) -> subproces
     path = [str(ROOT)] + ([str(extra_path)] if extra_path else [])
     env.update(PYTHONPATH=os.pathsep.join(path), WARDEN_BENCH_EVENTS="3000", WARDEN_BENCH_SELLERS="300",
                WARDEN_BENCH_DIR=str(tmp / "bench"))
-    return subprocess.run([sys.executable, "-m", "streams.cli", "bench", "--quick", "--sections", sections,
+    return subprocess.run([sys.executable, "-m", "cli", "bench", "--quick", "--sections", sections,
                            "--json", str(tmp / "bench.json")], env=env, cwd=ROOT, capture_output=True,
                           text=True, timeout=600)
 

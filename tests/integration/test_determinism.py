@@ -14,7 +14,7 @@ from rules.effects import DecideAction, Notify
 from rules.policy import load_policy
 from schemas.codec import Codec
 from streams import topics as T
-from streams.simulator import DAY, Marketplace
+from simulator.marketplace import DAY, Marketplace
 from tables.engine import Engine
 from tests.kafka_helpers import consume_until, producer
 

@@ -16,7 +16,7 @@ import pytest
 
 from schemas.codec import Codec
 from streams import topics as T
-from streams.embedded import free_port, start_tansu, stop
+from stack.embedded import free_port, start_tansu, stop
 from tests.chaos import harness as H
 from tests.kafka_helpers import producer
 
@@ -178,7 +178,7 @@ def test_redis_outage_views_catch_up(tmp_path: Path) -> None:
     failed writes, and every seller's view catches up with the figures it published."""
     import redis
 
-    from streams.embedded import start_redis
+    from stack.embedded import start_redis
 
     port = free_port()
     url = f"redis://127.0.0.1:{port}/0"

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from streams.embedded import alive, free_port
+from stack.embedded import alive, free_port
 from tests.conftest import ROOT, run_cli
 
 pytestmark = pytest.mark.integration

@@ -9,7 +9,7 @@ import pytest
 
 from agents.outputs import DeliveryFailed, OutputProducer
 from agents.pipeline import Outgoing
-from streams.embedded import free_port
+from stack.embedded import free_port
 
 
 def test_a_full_queue_holds_records_in_order_and_a_failed_delivery_stops_the_flush() -> None:

@@ -5,7 +5,7 @@ Sections (each prints its figures as it finishes, and all go to `--json PATH`):
   with a long history (the per-event cost must not grow with history), and the state
   bytes per seller and per in-window order after a simulated month.
 - ceiling, faust, worker, workers, latency, startup, memory: (a)-(g), through a broker
-  (streams/bench_stack.py).
+  (bench/stack.py).
 
 Figures are medians of repeats, with their spread, and ratios measured in the same run:
 these machines are shared and noisy.
@@ -112,7 +112,7 @@ def _time_events(engine: Engine, events: int, now: int, run: int = 0) -> float:
 
 def _state_sizes(policy: Policy, sellers: int, days: int, report: Report) -> None:
     """Run the simulator's month through the core; measure what its state holds."""
-    from streams.simulator import Marketplace
+    from simulator.marketplace import Marketplace
 
     start = int(time.time() * 1000) // DAY * DAY - days * DAY
     market = Marketplace(seed=11, sellers=sellers, start_ms=start)
@@ -124,7 +124,7 @@ def _state_sizes(policy: Policy, sellers: int, days: int, report: Report) -> Non
         if count % 20_000 == 0:
             progress(f"core: simulating {sellers} sellers over {days} days ({count:,} events)")
     done_progress()
-    from streams.bench_data import state_sizes
+    from bench.data import state_sizes
 
     state = state_sizes(engine, policy)
     report.add("core", "simulated events", count)
@@ -175,7 +175,7 @@ def run_bench(sections: list[str], quick: bool, json_path: str | None, workers: 
               store: str = "rocksdb") -> Report:
     """Run the sections; raise BenchFailure (after writing what was measured) when a run
     did not do its work correctly."""
-    from streams.bench_stack import BenchFailure, run_stack
+    from bench.stack import BenchFailure, run_stack
 
     report = Report()
     env = report.environment()

@@ -33,10 +33,10 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from agents.pipeline import partition_for
 from schemas.codec import Codec
-from streams import bench_data
+from bench import data as bench_data
 from streams import topics as T
-from streams.embedded import StackError, free_port, start_tansu, stop, wait_healthy
-from streams.publisher import producer
+from stack.embedded import StackError, free_port, start_tansu, stop, wait_healthy
+from simulator.publisher import producer
 from streams.settings import load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -132,7 +132,7 @@ class WorkerRun:
     def start(self) -> "WorkerRun":
         out = open(self.log, "ab")
         self.started = time.monotonic()
-        self.proc = subprocess.Popen([sys.executable, "-m", "streams.cli", "worker"], env=self.env,
+        self.proc = subprocess.Popen([sys.executable, "-m", "cli", "worker"], env=self.env,
                                      stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
         return self
 
@@ -333,7 +333,7 @@ def section_faust(ctx: Context, report: Any, prefix: str) -> None:
         env["WARDEN_BENCH_RESULT"] = str(result_path)
         with open(log, "ab") as out:
             try:
-                done = subprocess.run([sys.executable, "-m", "streams.bench_faust"], env=env, stdout=out,
+                done = subprocess.run([sys.executable, "-m", "bench.faust_baseline"], env=env, stdout=out,
                                       stderr=subprocess.STDOUT, timeout=600)
             except subprocess.TimeoutExpired:
                 raise BenchFailure(f"faust: the do-nothing agent did not drain the topics in 600 s; see {log}")

@@ -1,7 +1,7 @@
 """The benchmark's baseline (b): a Faust agent that does nothing, on Warden's input topics,
 with Warden's own Faust settings and event loop. Run as a process by `warden bench`:
 
-    WARDEN_BENCH_EXPECT=N python -m streams.bench_faust
+    WARDEN_BENCH_EXPECT=N python -m bench.faust_baseline
 
 It writes {"events": N, "seconds": S} (first event to the N-th) as JSON to the file named
 by WARDEN_BENCH_RESULT (Faust takes over stdout) and exits.

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Callable
 from urllib.parse import urlparse
 
-from streams.embedded import (
+from stack.embedded import (
     StackError,
     StackState,
     alive,
@@ -201,7 +201,7 @@ def cmd_down(args: argparse.Namespace) -> int:
 # --- simulate -----------------------------------------------------------------------------
 
 def cmd_simulate(args: argparse.Namespace) -> int:
-    from streams.publisher import simulate
+    from simulator.publisher import simulate
 
     settings = _settings()
     if not _broker_reachable(settings.kafka_bootstrap_servers):
@@ -214,7 +214,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 # --- run ----------------------------------------------------------------------------------
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from streams.feed import live_feed
+    from feed.live import live_feed
 
     settings = _settings()
     print("Warden: starting the embedded stack (Ctrl-C stops everything)")
@@ -223,7 +223,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         sim_log = open(STATE_DIR / "simulator.log", "ab")
         procs["simulator"] = subprocess.Popen(
-            [sys.executable, "-m", "streams.cli", "simulate", "--seed", str(args.seed), "--sellers",
+            [sys.executable, "-m", "cli", "simulate", "--seed", str(args.seed), "--sellers",
              str(args.sellers), "--days", str(args.days), "--rate", str(args.rate), "--quiet"],
             env=env, stdout=sim_log, stderr=subprocess.STDOUT, start_new_session=True)
         print(f"  simulator {args.sellers} sellers, {args.days} days of history, then live at {args.rate} events/s")
@@ -240,8 +240,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 # --- bench --------------------------------------------------------------------------------
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from streams.bench import SECTIONS, run_bench
-    from streams.bench_stack import BenchFailure
+    from bench.run import SECTIONS, run_bench
+    from bench.stack import BenchFailure
 
     sections = args.sections.split(",") if args.sections else list(SECTIONS)
     unknown = [s for s in sections if s not in SECTIONS]

@@ -112,7 +112,7 @@ def start_worker(env: dict[str, str], log_path: Path | None = None,
                  extra: Sequence[str] = ()) -> subprocess.Popen[bytes]:
     out = open(log_path, "ab") if log_path else subprocess.DEVNULL
     return subprocess.Popen(
-        [sys.executable, "-m", "streams.cli", "worker", *extra],
+        [sys.executable, "-m", "cli", "worker", *extra],
         env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
     )
 

@@ -11,7 +11,7 @@ from confluent_kafka import Producer
 from schemas.codec import Codec
 from schemas.validation import EVENT_TIME
 from streams.settings import Settings
-from streams.simulator import DAY, Marketplace
+from simulator.marketplace import DAY, Marketplace
 from streams.topics import RECORD_TOPIC
 
 

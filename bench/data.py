@@ -21,8 +21,8 @@ from agents.pipeline import Pipeline, partition_for
 from rules.policy import Policy, load_policy
 from schemas.codec import Codec
 from streams import topics as T
-from streams.publisher import producer
-from streams.simulator import DAY, Marketplace
+from simulator.publisher import producer
+from simulator.marketplace import DAY, Marketplace
 from tables.engine import Engine
 
 # events per seller and day the simulator gives with Zipf skew 1.0 (measured); used to
@@ -189,7 +189,7 @@ def prepare(events: int, sellers: int, partitions: int, policy_path: str, cache_
         digest = hashlib.sha256(f"{events}/{sellers}/{partitions}".encode())
         for source in sorted([Path(policy_path), *(p for d in ("agents", "tables", "rules", "schemas")
                                                     for p in (root / d).rglob("*") if p.is_file()),
-                              root / "streams" / "simulator.py", root / "streams" / "bench_data.py"]):
+                              root / "simulator" / "marketplace.py", root / "bench" / "data.py"]):
             digest.update(source.read_bytes())
         path = Path(cache_dir) / f"bench-data-{events}-{digest.hexdigest()[:16]}.pickle"
         if path.exists():

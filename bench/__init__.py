@@ -1,0 +1,1 @@
+"""`warden bench`: Warden measured against the ceilings of its own stack."""

@@ -1,0 +1,1 @@
+"""The `warden` command: worker, up, down, simulate, run, bench."""

@@ -1,0 +1,1 @@
+"""The live feed of `make run`."""

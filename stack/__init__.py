@@ -1,0 +1,1 @@
+"""The embedded stack for development, demos and tests: Tansu, Redis, worker processes."""
