@@ -14,6 +14,7 @@ from typing import Callable, Mapping, NamedTuple
 from aiokafka.partitioner import murmur2
 
 from rules.effects import DecideAction, Effect, Notify, PublishMetrics, RejectInput
+from rules.units import DAY_MS
 from schemas import compact_json
 from schemas.codec import Codec, DecodeError
 from schemas.validation import FieldRuleViolation, validate
@@ -63,7 +64,7 @@ class Pipeline:
     """Routes one raw input record through the decision core."""
 
     def __init__(self, engine: Engine, codec: Codec, partitions: int, topic_prefix: str = "",
-                 max_future_ms: int = 86_400_000, wall_clock: Callable[[], int] | None = None,
+                 max_future_ms: int = DAY_MS, wall_clock: Callable[[], int] | None = None,
                  unread: Callable[[int], tuple[str, ...]] | None = None) -> None:
         self.engine = engine
         self.codec = codec

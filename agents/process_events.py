@@ -11,7 +11,18 @@ from typing import Any, Mapping
 from faust.types import TP
 
 from agents.merge import TimestampMerge
-from agents.runtime import chain_flush, changelogs, engine, fenced, log_ends, fetched, has_unread, pipeline, publish, view
+from agents.runtime import (
+    chain_flush,
+    changelogs,
+    engine,
+    fenced,
+    fetched,
+    has_unread,
+    log_ends,
+    pipeline,
+    publish,
+    view,
+)
 from streams import topics as T
 from streams.app import app, input_topic, settings
 from streams.batches import Acks, Batch, route_batches

@@ -25,10 +25,9 @@ from importlib import metadata
 from typing import Any
 
 from rules.policy import Policy, load_policy
+from rules.units import DAY_MS as DAY
+from rules.units import HOUR_MS as HOUR
 from tables.engine import Engine
-
-HOUR = 3_600_000
-DAY = 24 * HOUR
 
 
 @dataclass

@@ -22,6 +22,7 @@ from rules.effects import DecideAction, Effect, Notify, RejectInput, SetFlag
 from rules.metrics import BELOW, FLAWED_REASON_INDEX, METRICS, rate_of, standing_of, wilson_lower_bound
 from rules.notifications import notification
 from rules.policy import Policy
+from rules.units import DAY_MS, pct
 from schemas import compact_json
 
 WARNING, SUSPENSION, BAN, REINSTATEMENT = "WARNING", "SUSPENSION", "BAN", "REINSTATEMENT"
@@ -187,10 +188,6 @@ def _new_action(snapshot: Snapshot, history: History, policy: Policy, now: int, 
     }
 
 
-def _pct(x: float) -> str:
-    return f"{x * 100:.1f} %"
-
-
 def ladder_rule(snapshot: Snapshot, history: History, policy: Policy, now: int, cause: str,
                 episodes: dict[str, int]) -> list[Effect]:
     """Warning -> suspension -> ban, per metric (CONTRACT §5, 1-3)."""
@@ -223,8 +220,8 @@ def ladder_rule(snapshot: Snapshot, history: History, policy: Policy, now: int, 
                     continue
                 record = _new_action(
                     snapshot, history, policy, now, cause, rule_id=RULE_BAN, action=BAN, status=PENDING_REVIEW,
-                    reason=f"{metric} is {_pct(rate)} ({num}/{den}), above the {_pct(mp.threshold_below)} "
-                           f"standard again within {ladder.repeat_window_ms // 86_400_000} days of an "
+                    reason=f"{metric} is {pct(rate)} ({num}/{den}), above the {pct(mp.threshold_below)} "
+                           f"standard again within {ladder.repeat_window_ms // DAY_MS} days of an "
                            "approved suspension; a ban is proposed for review.", **common)
                 effects.append(DecideAction(record))
             elif recent_warning:
@@ -233,15 +230,15 @@ def ladder_rule(snapshot: Snapshot, history: History, policy: Policy, now: int, 
                 record = _new_action(
                     snapshot, history, policy, now, cause, rule_id=RULE_REPEAT, action=SUSPENSION,
                     status=PENDING_REVIEW,
-                    reason=f"{metric} is {_pct(rate)} ({num}/{den}), above the {_pct(mp.threshold_below)} "
-                           f"standard again within {ladder.repeat_window_ms // 86_400_000} days of a "
+                    reason=f"{metric} is {pct(rate)} ({num}/{den}), above the {pct(mp.threshold_below)} "
+                           f"standard again within {ladder.repeat_window_ms // DAY_MS} days of a "
                            "warning; a suspension is proposed for review.", **common)
                 effects.append(DecideAction(record))
             else:
                 record = _new_action(
                     snapshot, history, policy, now, cause, rule_id=RULE_WARNING, action=WARNING, status=ISSUED,
-                    reason=f"{metric} is {_pct(rate)} ({num}/{den}) over the last {policy.window_days} days, "
-                           f"above the {_pct(mp.threshold_below)} standard.", **common)
+                    reason=f"{metric} is {pct(rate)} ({num}/{den}) over the last {policy.window_days} days, "
+                           f"above the {pct(mp.threshold_below)} standard.", **common)
                 effects.append(DecideAction(record))
                 effects.append(Notify(notification(record, f"warning_{metric}", policy, now)))
             continue
@@ -255,8 +252,8 @@ def ladder_rule(snapshot: Snapshot, history: History, policy: Policy, now: int, 
                 record = _new_action(
                     snapshot, history, policy, now, cause, rule_id=RULE_ESCALATION, action=SUSPENSION,
                     status=PENDING_REVIEW,
-                    reason=f"{metric} is still {_pct(rate)} ({num}/{den}), above the "
-                           f"{_pct(mp.threshold_below)} standard, {ladder.escalate_after_ms // 86_400_000} "
+                    reason=f"{metric} is still {pct(rate)} ({num}/{den}), above the "
+                           f"{pct(mp.threshold_below)} standard, {ladder.escalate_after_ms // DAY_MS} "
                            "days after a warning; a suspension is proposed for review.", **common)
                 effects.append(DecideAction(record))
     return effects

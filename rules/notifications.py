@@ -9,6 +9,7 @@ from typing import Any, Mapping
 
 from rules.metrics import DESCRIPTIONS
 from rules.policy import Policy
+from rules.units import DAY_MS, pct
 
 CHANNELS = ["EMAIL", "PUSH"]
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\u2028\u2029]")
@@ -51,16 +52,12 @@ def notification_id(action_id: str, template: str, status: str) -> str:
     return f"ntf_{digest[:24]}"
 
 
-def _pct(x: float) -> str:
-    return f"{x * 100:.1f} %"
-
-
 def _figures(action: Mapping[str, Any], policy: Policy) -> str:
     metric = action["metric"]
     what = DESCRIPTIONS.get(metric, metric)
     return (f"Over the last {action['window_days']} days, {action['numerator']} of your {action['denominator']} "
-            f"orders counted as {what}: a {metric.replace('_', ' ')} of {_pct(action['observed_rate'])}. "
-            f"The standard is at most {_pct(policy.metrics[metric].threshold_below)}.")
+            f"orders counted as {what}: a {metric.replace('_', ' ')} of {pct(action['observed_rate'])}. "
+            f"The standard is at most {pct(policy.metrics[metric].threshold_below)}.")
 
 
 def render(action: Mapping[str, Any], template: str, policy: Policy, message: str | None = None) -> tuple[str, str]:
@@ -75,8 +72,8 @@ def render(action: Mapping[str, Any], template: str, policy: Policy, message: st
         body = (f"Hello {seller},\n\n{_figures(action, policy)}\n\n"
                 f"What to do: {steps}\n\n"
                 f"This is a warning. If the rate stays above the standard for "
-                f"{policy.ladder.escalate_after_ms // 86_400_000} more days, or goes above it again within "
-                f"{policy.ladder.repeat_window_ms // 86_400_000} days, your account may be suspended after a "
+                f"{policy.ladder.escalate_after_ms // DAY_MS} more days, or goes above it again within "
+                f"{policy.ladder.repeat_window_ms // DAY_MS} days, your account may be suspended after a "
                 f"review. You can appeal this warning.\n\n{ref}")
     elif template in ("suspension_approved", "ban_approved"):
         subject = SUBJECTS[template]

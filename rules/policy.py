@@ -10,8 +10,8 @@ from typing import Any, Mapping
 import yaml
 
 from rules.metrics import FLAWED_REASONS, METRICS
+from rules.units import DAY_MS
 
-DAY_MS = 86_400_000
 HOUR_MS = 3_600_000
 MAX_MIN_DEFECT_BUYERS = 50
 

@@ -8,7 +8,6 @@ from rules.metrics import FLAWED_REASONS, METRICS, rate_of, standing_of
 from rules.policy import MetricPolicy, Policy
 from schemas.codec import encoded_part
 
-
 MEMO_LIMIT = 200_000  # memoized parts kept per policy (cleared when reached)
 
 
@@ -62,9 +61,3 @@ def _metric_figure(num: int, den: int, mp: MetricPolicy) -> dict[str, Any]:
         "threshold_exceeds": mp.threshold_exceeds,
     }
 
-
-def standings(figures: Any, policy: Policy) -> dict[str, str]:
-    return {
-        name: standing_of(figures.numerators[i], figures.denominators[i], policy.metrics[name])
-        for i, name in enumerate(METRICS)
-    }

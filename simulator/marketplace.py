@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from typing import Any, Iterator
 
 from rules.calendar import ShipByCalendar
+from rules.units import DAY_MS, HOUR_MS
 
-HOUR = 3_600_000
-DAY = 24 * HOUR
+HOUR, DAY = HOUR_MS, DAY_MS
 
 
 @dataclass(frozen=True)

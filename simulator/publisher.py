@@ -10,8 +10,8 @@ from confluent_kafka import Producer
 
 from schemas.codec import Codec
 from schemas.validation import EVENT_TIME
-from streams.settings import Settings
 from simulator.marketplace import DAY, Marketplace
+from streams.settings import Settings
 from streams.topics import RECORD_TOPIC
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 # input topic -> the record it carries
 INPUT_TOPICS: dict[str, str] = {
     "marketplace.orders": "OrderPlaced",
@@ -39,19 +37,3 @@ H_TOPIC = "warden.source.topic"
 H_PARTITION = "warden.source.partition"
 H_OFFSET = "warden.source.offset"
 
-
-@dataclass(frozen=True)
-class TopicNames:
-    """The concrete topic names for one topic prefix."""
-
-    prefix: str = ""
-
-    def __call__(self, name: str) -> str:
-        return f"{self.prefix}{name}"
-
-    def inputs(self) -> dict[str, str]:
-        """Prefixed input topic -> record name."""
-        return {self(t): r for t, r in INPUT_TOPICS.items()}
-
-    def all(self) -> list[str]:
-        return [self(t) for t in (*INPUT_TOPICS, *OUTPUT_TOPICS, REKEYED, TICKS)]

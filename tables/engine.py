@@ -34,16 +34,17 @@ from rules.enforcement import (
 from rules.metrics import ALL_NUM_BITS, METRICS, NUM_BITS
 from rules.policy import Policy
 from rules.standing import seller_metrics_record
+from rules.units import DAY_MS
 from rules.windows import contribution, next_change
 from schemas.validation import EVENT_TIME
 from tables.orders import OrderState, order_key
 from tables.sellers import SellerState
 
 MAX_EVIDENCE = 50
-FLAWED_RETENTION_MS = 93 * 86_400_000  # three calendar months
+FLAWED_RETENTION_MS = 93 * DAY_MS  # three calendar months
 # Beyond window + grace, an order's facts are kept this long after its latest fact, so a
 # late fact (a refund inside a 30-day return window) still finds the order's buyer.
-RETENTION_SLACK_MS = 30 * 86_400_000
+RETENTION_SLACK_MS = 30 * DAY_MS
 _ORDER, _SELLER, _ENFORCE = 0, 1, 2
 _SLOT_MS = 15 * 60 * 1000
 SEP = "\x1f"
@@ -528,10 +529,6 @@ class Engine:
         if decided:
             self._record(seller_id, history, decided, now)
             self._out.extend(decided)
-
-    def evidence_of(self, seller_id: str) -> dict[str, list[str]]:
-        ev = self.stores.evidence
-        return {name: list(ev.get(f"{seller_id}{SEP}{i}", ())) for i, name in enumerate(METRICS)}
 
     def _month_rollover(self, s: SellerState, now: int) -> int | None:
         """The next month boundary, when the monthly figures would shift then."""
