@@ -10,13 +10,9 @@ when a defect appears or disappears, one distinct-buyer counter and one evidence
 
 from __future__ import annotations
 
-import heapq
 import time
 from dataclasses import dataclass, field
-from datetime import datetime
-from functools import lru_cache
 from typing import Any, Callable, Iterator, Mapping, MutableMapping
-from zoneinfo import ZoneInfo
 
 from rules.calendar import ShipByCalendar
 from rules.effects import DecideAction, Effect, PublishMetrics, RejectInput
@@ -37,7 +33,13 @@ from rules.standing import seller_metrics_record
 from rules.units import DAY_MS
 from rules.windows import contribution, next_change
 from schemas.validation import EVENT_TIME
-from tables.orders import OrderState, order_key
+from tables.deadlines import ENFORCEMENT as _ENFORCE
+from tables.deadlines import ORDER as _ORDER
+from tables.deadlines import SELLER as _SELLER
+from tables.deadlines import Deadlines
+from tables.keys import clock_key, defect_buyer_key, evidence_key, order_key, seller_of, split_order_key
+from tables.months import MonthCalendar
+from tables.orders import OrderState
 from tables.sellers import SellerState
 
 MAX_EVIDENCE = 50
@@ -45,9 +47,6 @@ FLAWED_RETENTION_MS = 93 * DAY_MS  # three calendar months
 # Beyond window + grace, an order's facts are kept this long after its latest fact, so a
 # late fact (a refund inside a 30-day return window) still finds the order's buyer.
 RETENTION_SLACK_MS = 30 * DAY_MS
-_ORDER, _SELLER, _ENFORCE = 0, 1, 2
-_SLOT_MS = 15 * 60 * 1000
-SEP = "\x1f"
 
 
 @dataclass
@@ -69,7 +68,7 @@ class _Evidence(Mapping[str, list[str]]):
         self.engine, self.seller_id = engine, seller_id
 
     def __getitem__(self, metric: str) -> list[str]:
-        return list(self.engine.stores.evidence.get(f"{self.seller_id}{SEP}{METRICS.index(metric)}", ()))
+        return list(self.engine.stores.evidence.get(evidence_key(self.seller_id, METRICS.index(metric)), ()))
 
     def __iter__(self) -> Iterator[str]:
         return iter(METRICS)
@@ -103,14 +102,11 @@ class Engine:
         self.stores = stores if stores is not None else Stores()
         self.clock = clock
         self.wall_clock = wall_clock
-        self.zone = ZoneInfo(timezone)
         self.calendar = ShipByCalendar(timezone)
         self.partition_of = partition_of
         self._retention_ms = policy.window_ms + policy.longest_grace_ms + RETENTION_SLACK_MS
-        self.timers: dict[int, list[tuple[int, int, str]]] = {}
-        self._month_of_slot = lru_cache(maxsize=8192)(self._compute_month)
-        self._months_of: dict[str, tuple[str, str, str]] = {}  # month -> the last three months
-        self._next_month_of: dict[str, int] = {}  # month -> when the next one starts
+        self.deadlines = Deadlines()
+        self.months = MonthCalendar(timezone)
         self._handlers: dict[str, Callable[[dict[str, Any], int, dict[str, str], int], None]] = {
             "OrderPlaced": self._on_order,
             "ShipmentScan": self._on_scan,
@@ -143,7 +139,7 @@ class Engine:
         """[stream time, the engine's last `now`] of a partition, recovered from its table."""
         clock = self._clocks.get(partition)
         if clock is None:
-            stored = self.stores.clocks.get(f"clock{SEP}{partition}")
+            stored = self.stores.clocks.get(clock_key(partition))
             clock = self._clocks[partition] = list(stored) if stored else [None, 0]
         return clock
 
@@ -174,7 +170,7 @@ class Engine:
             now = last
         if stream != clock[0] or now != last:
             clock[0], clock[1] = stream, now
-            self.stores.clocks[f"clock{SEP}{partition}"] = [stream, now]
+            self.stores.clocks[clock_key(partition)] = [stream, now]
         return now
 
     # --- entry points ---------------------------------------------------------------------
@@ -201,12 +197,12 @@ class Engine:
 
     def rebuild_timers(self) -> int:
         """Rebuild the in-memory deadline heaps from the stored state (after recovery)."""
-        self.timers = {}
+        self.deadlines.clear()
         self._clocks.clear()
         count = 0
         for key, o in self.stores.orders.items():
             if o.due is not None:
-                self._schedule(self.partition_of(key.split(SEP, 1)[0]), o.due, _ORDER, key)
+                self._schedule(self.partition_of(seller_of(key)), o.due, _ORDER, key)
                 count += 1
         for seller_id, s in self.stores.sellers.items():
             if s.due is not None:
@@ -223,9 +219,7 @@ class Engine:
         return count
 
     def pending_timers(self, partition: int | None = None) -> int:
-        if partition is None:
-            return sum(len(h) for h in self.timers.values())
-        return len(self.timers.get(partition, ()))
+        return self.deadlines.count(partition)
 
     # --- events ---------------------------------------------------------------------------
 
@@ -305,10 +299,10 @@ class Engine:
             dirty.setdefault(seller, cause)
             changed = True
         first_flawed = o.first_flawed_at()
-        month = self._month(first_flawed) if first_flawed is not None else None
+        month = self.months.month(first_flawed) if first_flawed is not None else None
         if month != o.flawed_month:
             s = self._seller(seller)
-            keep_from = self._months(now)[0]
+            keep_from = self.months.last_three(now)[0]
             s.count_month(o.flawed_month, -1, keep_from)
             s.count_month(month, 1, keep_from)
             o.flawed_month = month
@@ -341,7 +335,7 @@ class Engine:
         for i, bit in enumerate(NUM_BITS):
             was, now_in = bool(old_mask & bit), bool(mask & bit)
             if was and (not now_in or buyer != old_buyer):
-                ckey = f"{seller}{SEP}{i}{SEP}{old_buyer}"
+                ckey = defect_buyer_key(seller, i, old_buyer)
                 left = counters.get(ckey, 0) - 1
                 if left <= 0:
                     if ckey in counters:
@@ -350,13 +344,13 @@ class Engine:
                 else:
                     counters[ckey] = left
             if now_in and (not was or buyer != old_buyer):
-                ckey = f"{seller}{SEP}{i}{SEP}{buyer}"
+                ckey = defect_buyer_key(seller, i, buyer)
                 had = counters.get(ckey, 0)
                 counters[ckey] = had + 1
                 if had == 0:
                     s.defect_buyers[i] += 1
             if was != now_in:
-                ekey = f"{seller}{SEP}{i}"
+                ekey = evidence_key(seller, i)
                 ids = list(evidence.get(ekey, ()))
                 if now_in:
                     if order_id not in ids:
@@ -372,22 +366,24 @@ class Engine:
     # --- timers ---------------------------------------------------------------------------
 
     def _schedule(self, partition: int, due: int, kind: int, key: str) -> None:
-        heapq.heappush(self.timers.setdefault(partition, []), (due, kind, key))
+        self.deadlines.schedule(partition, due, kind, key)
 
     def _fire(self, partition: int, now: int, dirty: dict[str, str], cause: str) -> None:
         """Fire the partition's due timers at `now`; what they change is caused by `cause`,
         the event (or tick) that moved the clock."""
-        heap = self.timers.get(partition)
-        if not heap or heap[0][0] > now:
+        deadlines = self.deadlines
+        next_due = deadlines.next_due(partition)
+        if next_due is None or next_due > now:
             return
         orders = self.stores.orders
-        while heap and heap[0][0] <= now:
-            due, kind, key = heapq.heappop(heap)
+        while next_due is not None and next_due <= now:
+            due, kind, key = deadlines.pop(partition)
+            next_due = deadlines.next_due(partition)
             if kind == _ORDER:
                 o = orders.get(key)
                 if o is None or o.due != due:
                     continue  # superseded: the order was re-scheduled or removed
-                seller, order_id = key.split(SEP, 1)
+                seller, order_id = split_order_key(key)
                 self._touch(partition, seller, order_id, key, o, now, dirty, cause, changed=False)
             elif kind == _SELLER:
                 s = self._seller(key)
@@ -407,7 +403,7 @@ class Engine:
     def _flush(self, dirty: dict[str, str], now: int) -> list[Effect]:
         effects: list[Effect] = self._out
         self._out = []
-        months = self._months(now)
+        months = self.months.last_three(now)
         for seller_id, cause in dirty.items():
             s = self._seller(seller_id)
             figures = s.snapshot(months)
@@ -503,13 +499,15 @@ class Engine:
             now = self._clock(partition)[1]
             if not now:
                 continue
-            record = seller_metrics_record(seller_id, s.snapshot(self._months(now)), self.policy, now)
+            figures = s.snapshot(self.months.last_three(now))
+            record = seller_metrics_record(seller_id, figures, self.policy, now)
             effects.append(PublishMetrics(seller_id, record, _Evidence(self, seller_id), "view"))
         for seller_id, history in self.stores.enforcement.items():
             if partitions is not None and self.partition_of(seller_id) not in partitions:
                 continue
             for action in history.actions.values():
-                effects.extend(e for e in republish(action, history, self.policy) if isinstance(e, DecideAction))
+                effects.extend(e for e in republish(action, history, self.policy)
+                               if isinstance(e, DecideAction))
         return effects
 
     def _on_decision(self, r: dict[str, Any], now: int, dirty: dict[str, str], partition: int) -> None:
@@ -534,41 +532,4 @@ class Engine:
         """The next month boundary, when the monthly figures would shift then."""
         if not any(s.monthly.values()):
             return None
-        current = self._month(now)
-        boundary = self._next_month_of.get(current)
-        if boundary is None:
-            boundary = self._next_month_of[current] = self._compute_next_month(now)
-        return boundary
-
-    def _compute_next_month(self, now: int) -> int:
-        local = datetime.fromtimestamp(now / 1000, self.zone)
-        year, month = (local.year + 1, 1) if local.month == 12 else (local.year, local.month + 1)
-        return int(datetime(year, month, 1, tzinfo=self.zone).timestamp() * 1000)
-
-    def _compute_month(self, slot: int) -> str:
-        local = datetime.fromtimestamp(slot * _SLOT_MS / 1000, self.zone)
-        return f"{local.year:04d}-{local.month:02d}"
-
-    def _month(self, ms: int) -> str:
-        return self._month_of_slot(ms // _SLOT_MS)
-
-    def _months(self, now: int) -> tuple[str, str, str]:
-        """The last three calendar months at `now`, oldest first."""
-        current = self._month(now)
-        months = self._months_of.get(current)
-        if months is None:
-            months = self._months_of[current] = self._compute_months(current)
-        return months
-
-    @staticmethod
-    def _compute_months(current: str) -> tuple[str, str, str]:
-        year, month = int(current[:4]), int(current[5:])
-        out = []
-        for back in (2, 1, 0):
-            m = month - back
-            y = year
-            while m < 1:
-                m += 12
-                y -= 1
-            out.append(f"{y:04d}-{m:02d}")
-        return out[0], out[1], out[2]
+        return self.months.next_month_start(now)

@@ -11,17 +11,13 @@ from typing import Any
 
 from rules.metrics import FLAWED_REASON_INDEX
 from schemas import compact_json
+from tables.keys import order_key  # noqa: F401  (orders are keyed by seller and order)
 
 # Bound on the instants kept per order per kind (DELIVERED scans, flawed refunds): real
 # orders have one or two; the bound keeps a pathological stream from growing state.
 MAX_INSTANTS = 8
 
 POSSESSION_SCANS = frozenset({"ACCEPTED", "IN_TRANSIT", "OUT_FOR_DELIVERY", "DELIVERED"})
-
-
-def order_key(seller_id: str, order_id: str) -> str:
-    """Orders are keyed by seller and order, so they live in the seller's partition."""
-    return f"{seller_id}\x1f{order_id}"
 
 
 class OrderState:

@@ -79,7 +79,7 @@ def event_time(name: str, r: dict[str, Any]) -> int:
 
 def figures(engine: Engine, now: int) -> dict[str, dict[str, Any]]:
     out = {}
-    months = engine._months(now)
+    months = engine.months.last_three(now)
     for seller_id, s in engine.stores.sellers.items():
         snap = s.snapshot(months)
         out[seller_id] = {
@@ -128,12 +128,12 @@ def test_incremental_equals_brute_force(seed: int, dup_rate: float, shuffle: boo
         if i in check_at:
             now = engine.stream_time(0)
             assert now is not None
-            same(figures(engine, now), expected(seen, now, engine._months(now)))
+            same(figures(engine, now), expected(seen, now, engine.months.last_three(now)))
             # time passes with no event: deadlines and window exits fire on their own
             later = now + rng.randrange(0, 40 * DAY)
             engine.tick(0, later)
-            same(figures(engine, later), expected(seen, later, engine._months(later)))
+            same(figures(engine, later), expected(seen, later, engine.months.last_three(later)))
     # an empty history (every order without events) has no stream time yet: start at BASE
     end = (engine.stream_time(0) or BASE) + rng.randrange(0, 100 * DAY)
     engine.tick(0, end)
-    same(figures(engine, end), expected(seen, end, engine._months(end)))
+    same(figures(engine, end), expected(seen, end, engine.months.last_three(end)))
