@@ -10,7 +10,6 @@ when a defect appears or disappears, one distinct-buyer counter and one evidence
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Mapping, MutableMapping
 
@@ -33,6 +32,7 @@ from rules.standing import seller_metrics_record
 from rules.units import DAY_MS
 from rules.windows import contribution, next_change
 from schemas.validation import EVENT_TIME
+from tables.clocks import clock_named
 from tables.deadlines import ENFORCEMENT as _ENFORCE
 from tables.deadlines import ORDER as _ORDER
 from tables.deadlines import SELLER as _SELLER
@@ -94,10 +94,7 @@ class Engine:
         timezone: str = "UTC",
         partition_of: Callable[[str], int] = _single_partition,
     ) -> None:
-        if clock not in ("event", "wall"):
-            raise ValueError(f"clock must be 'event' or 'wall', not {clock!r}")
-        if clock == "wall" and wall_clock is None:
-            raise ValueError("the wall clock needs a wall_clock function")
+        self.source = clock_named(clock, wall_clock)
         self.policy = policy
         self.stores = stores if stores is not None else Stores()
         self.clock = clock
@@ -157,11 +154,7 @@ class Engine:
         stream, last = clock
         if event_time is not None and (stream is None or event_time > stream):
             stream = event_time
-        if self.clock == "event":
-            now = stream if stream is not None else 0
-        else:
-            assert self.wall_clock is not None
-            now = self.wall_clock()
+        now = self.source.now(stream)
         if partition in self.held:
             limit = stream if stream is not None else 0
             if now > limit:
@@ -454,7 +447,7 @@ class Engine:
             history.apply(decided)
             changed = history.dumps() != before  # not so for a re-delivered decision
             if changed:
-                wall = self.wall_clock() if self.wall_clock else int(time.time() * 1000)
+                wall = self.wall_clock() if self.wall_clock else 0  # 0: not published again
                 for e in decided:
                     if isinstance(e, DecideAction):
                         history.actions[e.record["action_id"]]["_"]["wall"] = wall

@@ -42,3 +42,17 @@ def test_keys_start_with_the_seller_and_split_back() -> None:
     assert seller_of(defect_buyer_key("s-1", 2, "b-3")) == "s-1"
     assert seller_of(evidence_key("s-1", 4)) == "s-1"
     assert evidence_key("s-1", 4) != evidence_key("s-1", 3)
+
+
+def test_clocks_are_strategies_and_a_wall_clock_needs_its_source() -> None:
+    import pytest
+
+    from tables.clocks import EventClock, WallClock, clock_named
+
+    assert EventClock().now(None) == 0 and EventClock().now(42) == 42
+    assert WallClock(lambda: 7).now(42) == 7
+    assert isinstance(clock_named("event", None), EventClock)
+    with pytest.raises(ValueError, match="wall_clock"):
+        clock_named("wall", None)
+    with pytest.raises(ValueError, match="'event' or 'wall'"):
+        clock_named("sundial", None)

@@ -11,7 +11,8 @@ from tests.unit.test_metric_edges import HOUR, SHIP_BY, WED, order, scan
 
 
 def test_recent_decisions_are_the_records_first_published() -> None:
-    engine = Engine(load_policy("rules/policy.yaml"), clock="event")
+    engine = Engine(load_policy("rules/policy.yaml"), clock="event",
+                    wall_clock=lambda: int(time.time() * 1000))  # stamps each decision for republication
     published = []
     for i in range(40):
         published += engine.process(0, *order(f"o{i}", placed=WED + i * 60_000, buyer=f"b{i}"))
