@@ -41,10 +41,11 @@ bench: $(STAMP) ## the full benchmark (figures also in bench.json)
 bench-quick: $(STAMP) ## the benchmark's quick mode (under 2 minutes)
 	$(BIN)/warden bench --quick
 
-lint: $(STAMP) ## ruff and mypy
-	$(BIN)/pip install --quiet ruff mypy
-	$(BIN)/ruff check streams schemas agents tables rules tests
-	$(BIN)/mypy streams schemas agents tables rules
+lint: $(STAMP) ## ruff, mypy and the import contracts (import-linter)
+	$(BIN)/pip install --quiet -e '.[test,lint]'
+	$(BIN)/ruff check schemas rules tables streams agents cli stack simulator feed bench tests
+	$(BIN)/mypy schemas rules tables streams agents cli stack simulator feed bench
+	$(BIN)/lint-imports
 
 up: $(STAMP) ## start the embedded stack in the background
 	$(BIN)/warden up --detach
