@@ -14,7 +14,7 @@ import pytest
 from schemas.codec import Codec
 from tests.kafka_helpers import consume_until, producer
 from rules.calendar import ShipByCalendar
-from tests.unit.test_metric_edges import DAY, HOUR
+from tests.unit.tables.test_metric_edges import DAY, HOUR
 
 pytestmark = pytest.mark.integration
 codec = Codec()

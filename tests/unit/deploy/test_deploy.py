@@ -8,7 +8,7 @@ import yaml
 
 from streams.settings import ENVIRONMENT, load_settings
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def compose() -> dict:
