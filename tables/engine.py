@@ -43,7 +43,11 @@ from tables.orders import OrderState
 from tables.sellers import SellerState
 
 MAX_EVIDENCE = 50
-FLAWED_RETENTION_MS = 93 * DAY_MS  # three calendar months
+# A flawed order counts in flawed_items_monthly by its first flawed refund. Its facts are
+# kept this long after that refund, not just while its month is on show (three months): a
+# later refund that arrives late (its own month still on show) must find the first one and
+# leave the order where it was counted, not make it count again in a newer month.
+FLAWED_RETENTION_MS = 400 * DAY_MS
 # Beyond window + grace, an order's facts are kept this long after its latest fact, so a
 # late fact (a refund inside a 30-day return window) still finds the order's buyer.
 RETENTION_SLACK_MS = 30 * DAY_MS
@@ -303,7 +307,7 @@ class Engine:
             changed = True
         due = next_change(o, now, policy)
         # Keep an order's facts after they stop counting: an OrderPlaced may still arrive
-        # for an early scan, and a flawed order stays while its month is on show, so a
+        # for an early scan, and a flawed order stays FLAWED_RETENTION_MS after its first flawed refund, so a
         # re-delivered refund cannot count it twice in flawed_items_monthly.
         keep_until = o.last_fact_at() + self._retention_ms
         if first_flawed is not None:

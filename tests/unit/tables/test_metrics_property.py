@@ -7,7 +7,7 @@ import os
 import random
 from typing import Any
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from rules.policy import load_policy
@@ -108,6 +108,8 @@ def same(engine_figs: dict[str, Any], ref: dict[str, Any]) -> None:
 
 
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# a refund arriving months late, after the order's first flawed refund's month left the show
+@example(seed=1978, dup_rate=0.0, shuffle=False, checkpoints=4)
 @given(seed=st.integers(0, 2**32 - 1), dup_rate=st.sampled_from([0.0, 0.2, 0.5]),
        shuffle=st.booleans(), checkpoints=st.integers(1, 4))
 def test_incremental_equals_brute_force(seed: int, dup_rate: float, shuffle: bool, checkpoints: int) -> None:
