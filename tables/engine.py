@@ -307,8 +307,9 @@ class Engine:
             changed = True
         due = next_change(o, now, policy)
         # Keep an order's facts after they stop counting: an OrderPlaced may still arrive
-        # for an early scan, and a flawed order stays FLAWED_RETENTION_MS after its first flawed refund, so a
-        # re-delivered refund cannot count it twice in flawed_items_monthly.
+        # for an early scan, and a flawed order stays FLAWED_RETENTION_MS after its first
+        # flawed refund, so a late or re-delivered refund cannot count it twice in
+        # flawed_items_monthly.
         keep_until = o.last_fact_at() + self._retention_ms
         if first_flawed is not None:
             keep_until = max(keep_until, first_flawed + FLAWED_RETENTION_MS)
