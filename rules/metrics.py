@@ -16,7 +16,8 @@ METRICS: tuple[str, ...] = (
     "flawed_item_rate",
     "low_rating_rate",
 )
-CANCELLATION, LATE_DROPOFF, UNFULFILLED, FLAWED_ITEM, LOW_RATING = range(5)
+N_METRICS = len(METRICS)
+CANCELLATION, LATE_DROPOFF, UNFULFILLED, FLAWED_ITEM, LOW_RATING = range(N_METRICS)
 METRIC_INDEX = {name: i for i, name in enumerate(METRICS)}
 
 # An order's contribution to its seller's figures is a bit mask: bit 2i = numerator of
@@ -33,12 +34,15 @@ def den_bit(metric: int) -> int:
     return 1 << (2 * metric + 1)
 
 
+REASON_SHIFT = 2 * N_METRICS  # the reason bits follow every metric's two
+
+
 def reason_bit(reason: int) -> int:
-    return 1 << (10 + reason)
+    return 1 << (REASON_SHIFT + reason)
 
 
-NUM_BITS = tuple(num_bit(m) for m in range(5))
-DEN_BITS = tuple(den_bit(m) for m in range(5))
+NUM_BITS = tuple(num_bit(m) for m in range(N_METRICS))
+DEN_BITS = tuple(den_bit(m) for m in range(N_METRICS))
 REASON_BITS = tuple(reason_bit(r) for r in range(len(FLAWED_REASONS)))
 ALL_NUM_BITS = sum(NUM_BITS)
 

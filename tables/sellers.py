@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-from rules.metrics import ALL_NUM_BITS, DEN_BITS, FLAWED_REASONS, NUM_BITS, REASON_BITS
+from rules.metrics import ALL_NUM_BITS, DEN_BITS, FLAWED_REASONS, N_METRICS, NUM_BITS, REASON_BITS, REASON_SHIFT
 from schemas import compact_json
 
 MONTHS_KEPT = 3
@@ -32,8 +32,8 @@ class SellerState:
     __slots__ = ("counts", "defect_buyers", "by_reason", "monthly", "published", "due")
 
     def __init__(self) -> None:
-        self.counts = [0] * 10  # numerator, denominator per metric (bit order)
-        self.defect_buyers = [0] * 5
+        self.counts = [0] * (2 * N_METRICS)  # numerator, denominator per metric (bit order)
+        self.defect_buyers = [0] * N_METRICS
         self.by_reason = [0] * len(FLAWED_REASONS)
         self.monthly: dict[str, int] = {}
         self.published: list[Any] | None = None
@@ -42,12 +42,12 @@ class SellerState:
     def add(self, mask: int, sign: int) -> None:
         """Add (sign=+1) or remove (-1) one order's contribution mask."""
         counts = self.counts
-        for i in range(5):
+        for i in range(N_METRICS):
             if mask & NUM_BITS[i]:
                 counts[2 * i] += sign
             if mask & DEN_BITS[i]:
                 counts[2 * i + 1] += sign
-        if mask >> 10:
+        if mask >> REASON_SHIFT:
             for r, bit in enumerate(REASON_BITS):
                 if mask & bit:
                     self.by_reason[r] += sign

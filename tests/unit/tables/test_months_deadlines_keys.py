@@ -56,3 +56,15 @@ def test_clocks_are_strategies_and_a_wall_clock_needs_its_source() -> None:
         clock_named("wall", None)
     with pytest.raises(ValueError, match="'event' or 'wall'"):
         clock_named("sundial", None)
+
+
+def test_the_bit_layout_follows_the_metrics_and_reasons() -> None:
+    from rules.metrics import DEN_BITS, FLAWED_REASONS, METRICS, NUM_BITS, REASON_BITS
+    from tables.sellers import SellerState
+
+    bits = [*NUM_BITS, *DEN_BITS, *REASON_BITS]
+    assert len(bits) == 2 * len(METRICS) + len(FLAWED_REASONS) == len(set(bits))  # no bit shared
+    s = SellerState()
+    assert len(s.counts) == 2 * len(METRICS) and len(s.defect_buyers) == len(METRICS)
+    s.add(NUM_BITS[-1] | DEN_BITS[-1] | REASON_BITS[-1], 1)
+    assert s.counts[-2:] == [1, 1] and s.by_reason[-1] == 1 and sum(s.counts) == 2
