@@ -10,7 +10,15 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-from rules.metrics import ALL_NUM_BITS, DEN_BITS, FLAWED_REASONS, N_METRICS, NUM_BITS, REASON_BITS, REASON_SHIFT
+from rules.metrics import (
+    ALL_NUM_BITS,
+    DEN_BITS,
+    FLAWED_REASONS,
+    N_METRICS,
+    NUM_BITS,
+    REASON_BITS,
+    REASON_SHIFT,
+)
 from schemas import compact_json
 
 MONTHS_KEPT = 3
