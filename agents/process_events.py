@@ -12,10 +12,9 @@ from faust.types import TP
 
 from agents.merge import TimestampMerge
 from agents.runtime import (
-    chain_flush,
     changelogs,
+    checkpoint,
     engine,
-    fenced,
     fetched,
     has_unread,
     log_ends,
@@ -100,9 +99,8 @@ async def process_batch(batch: Batch, generation: int, ends: Mapping[TP, int]) -
     """A fetch's records of the input topics (streams.batches): data records through the
     merge, in timestamp order per partition, then the partitions' ticks. A record is
     acknowledged once handled; one waiting in the merge is not, so not committed."""
-    chain_flush()
-    if fenced[0] is not None and fenced[0] == app.consumer_generation_id:
-        return  # membership lost (agents.runtime.chain_flush): wait for the next assignment
+    if checkpoint.fenced_generation == app.consumer_generation_id:
+        return  # membership lost (agents.runtime.Checkpoint): wait for the next assignment
     _rebuild_after_rebalance()
     log_ends.update(ends)
     ack = acks().ack

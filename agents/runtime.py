@@ -101,32 +101,30 @@ changelog_out = OutputProducer(settings.kafka_bootstrap_servers, reports=setting
 broker = BrokerProbe(outputs, settings.topic(T.ENFORCEMENTS))
 
 
-_chained: list[bool] = []
-# The generation in which this worker found its membership lost: nothing of it is processed
-# (its records are left unacknowledged) until the next assignment.
-fenced: list[int | None] = [None]
+class Checkpoint:
+    """What must be on the broker before input offsets are committed, in this order (as
+    quix-streams' checkpoint and Kafka Streams' commit do): Faust's own producer buffer,
+    then the tables' changed keys to their changelogs and every output, each changelog
+    partition ended by a batch of one record (streams.batches: Tansu's reported ends), then
+    a persistent store told how far its changelogs are applied. Faust awaits it before every
+    offset commit, on revocation and before recovery (streams.batches.CheckpointProducer).
+    One at a time: a second one (a rebalance during a commit) waits, then covers what
+    changed since the first took its keys.
 
+    A worker that has lost its group membership (paused past its session: its partitions
+    have moved, and their new owner restored them and replays what came after the last
+    commit) writes nothing: its changes would put older state behind the new owner's."""
 
-def chain_flush() -> None:
-    """Before Faust commits offsets (or gives partitions up) it awaits `app.producer.flush()`:
-    make that, from the first record on, also produce the tables' pending changelog records
-    and wait for them and for every output. One flush at a time: a second one (a rebalance
-    during a commit) waits, then covers what changed since the first took its keys."""
-    if _chained:
-        return
-    _chained.append(True)
-    faust_flush = app.producer.flush
-    one_at_a_time = asyncio.Lock()
+    def __init__(self) -> None:
+        self.lock = asyncio.Lock()
+        # the generation in which this worker found its membership lost: nothing of it is
+        # processed (its records are left unacknowledged) until the next assignment
+        self.fenced_generation: int | None = None
 
-    async def flush_all() -> None:
-        async with one_at_a_time:
-            await faust_flush()
+    async def __call__(self) -> None:
+        async with self.lock:
             if changelogs.pending() and await membership_lost(app.consumer):
-                # Fenced: paused past its session, this worker's partitions have moved, and
-                # their new owner restored them from the changelogs and is replaying what
-                # came after the last commit. Writing this worker's unflushed changes now
-                # would put older state behind the new owner's in the changelogs.
-                fenced[0] = app.consumer_generation_id
+                self.fenced_generation = app.consumer_generation_id
                 dropped = changelogs.discard_pending()
                 log.warning("this worker lost its group membership (paused past its session): %d unflushed "
                             "table changes dropped, their partitions' new owner makes them again", dropped)
@@ -139,7 +137,9 @@ def chain_flush() -> None:
             changelogs.persist_offsets()
             freeze_survivors()
 
-    app.producer.flush = flush_all  # type: ignore[method-assign]
+
+checkpoint = Checkpoint()
+app.checkpoint = checkpoint  # type: ignore[attr-defined]
 
 
 FULL_SWEEP_S = 600.0  # seconds between full collections of everything frozen

@@ -29,6 +29,7 @@ from typing import Any, Awaitable, Callable, Collection, Mapping
 from aiokafka.structs import TopicPartition as AIOKafkaTP
 
 from faust.transport.drivers.aiokafka import Consumer as KafkaConsumer
+from faust.transport.drivers.aiokafka import Producer as KafkaProducer
 from faust.transport.drivers.aiokafka import Transport as KafkaTransport
 from faust.types import TP
 
@@ -180,8 +181,21 @@ class BatchConsumer(KafkaConsumer):
             previous = r.offset
 
 
+class CheckpointProducer(KafkaProducer):
+    """Faust's producer, whose flush (awaited before every offset commit, on revocation and
+    before recovery) also runs the app's `checkpoint`, if it has one: what must be on the
+    broker before offsets are committed (agents.runtime.Checkpoint)."""
+
+    async def flush(self) -> None:
+        await super().flush()
+        checkpoint = getattr(self.app, "checkpoint", None)
+        if checkpoint is not None:
+            await checkpoint()
+
+
 class BatchTransport(KafkaTransport):
     Consumer = BatchConsumer
+    Producer = CheckpointProducer
 
 
 def route_batches(app: Any, topics: Collection[str], handler: BatchHandler) -> None:
