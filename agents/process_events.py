@@ -24,9 +24,9 @@ from agents.runtime import (
 )
 from streams import topics as T
 from streams.app import app, input_topic, settings
-from streams.batches import Acks, Batch, route_batches
+from streams.faust_internals import Acks, Batch, route_batches
 from streams.observability import EVENT_TO_DECISION, INPUT_POSITION, PENDING_DEADLINES
-from tables.faust_tables import bind_fast
+from streams.table_stores import bind_fast
 
 _generation: list[int] = [-1]
 REPUBLISH_HORIZON_S = 600.0  # far beyond the commit interval (WARDEN_COMMIT_INTERVAL)
@@ -96,7 +96,7 @@ def acks() -> Acks:
 
 
 async def process_batch(batch: Batch, generation: int, ends: Mapping[TP, int]) -> None:
-    """A fetch's records of the input topics (streams.batches): data records through the
+    """A fetch's records of the input topics (streams.faust_internals): data records through the
     merge, in timestamp order per partition, then the partitions' ticks. A record is
     acknowledged once handled; one waiting in the merge is not, so not committed."""
     if checkpoint.fenced_generation == app.consumer_generation_id:

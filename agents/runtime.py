@@ -20,10 +20,10 @@ from schemas import compact_json
 from schemas.codec import Codec
 from streams import topics as T
 from streams.app import app, settings
-from streams.batches import membership_lost, route_changelogs
+from streams.faust_internals import committed_offset, fetch_position, membership_lost, route_changelogs
 from streams.observability import VIEW_WRITE_FAILURES
+from streams.table_stores import apply_changelog, declare_tables
 from tables.engine import Engine
-from tables.faust_tables import apply_changelog, declare_tables
 
 log = logging.getLogger("warden")
 
@@ -45,7 +45,7 @@ engine = Engine(
     timezone=settings.timezone,
 )
 # The log end of each input (topic, partition) of this worker, as the broker answered it
-# after the latest fetch of that partition (streams.batches: ListOffsets).
+# after the latest fetch of that partition (streams.faust_internals: ListOffsets).
 log_ends: dict[TP, int] = {}
 
 
@@ -60,13 +60,13 @@ def has_unread(topic: str, partition: int, last_offset: int | None) -> bool:
         return last_offset + 1 < end
     # Nothing handed to us yet: compare with where the partition started, its committed
     # offset (next to read; Faust keeps it there until we ack from it).
-    start = getattr(app.consumer, "_committed_offset", {}).get(tp)
+    start = committed_offset(app.consumer, tp)
     return (start or 0) < end
 
 
 def fetched(topic: str, partition: int) -> int | None:
     """How far the consumer has fetched (topic, partition): changes while records come."""
-    return getattr(app.consumer, "_read_offset", {}).get(TP(topic, partition))
+    return fetch_position(app.consumer, TP(topic, partition))
 
 
 def unread(partition: int) -> tuple[str, ...]:
@@ -105,9 +105,9 @@ class Checkpoint:
     """What must be on the broker before input offsets are committed, in this order (as
     quix-streams' checkpoint and Kafka Streams' commit do): Faust's own producer buffer,
     then the tables' changed keys to their changelogs and every output, each changelog
-    partition ended by a batch of one record (streams.batches: Tansu's reported ends), then
+    partition ended by a batch of one record (streams.faust_internals: Tansu's reported ends), then
     a persistent store told how far its changelogs are applied. Faust awaits it before every
-    offset commit, on revocation and before recovery (streams.batches.CheckpointProducer).
+    offset commit, on revocation and before recovery (streams.faust_internals.CheckpointProducer).
     One at a time: a second one (a rebalance during a commit) waits, then covers what
     changed since the first took its keys.
 

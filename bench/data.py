@@ -156,7 +156,7 @@ def expected_outputs(data: Dataset, policy: Policy, progress: Callable[[str], No
 def state_sizes(engine: Engine, policy: Policy) -> dict[str, Any]:
     """Bytes of state as the changelogs hold it: per seller ring, per seller all told, per order."""
     stores = engine.stores
-    now = max((c[0] or 0) for c in engine._clocks.values()) if engine._clocks else 0
+    now = max((engine.stream_time(p) or 0 for p in engine.partitions_seen()), default=0)
     order_bytes = [len(k.encode()) + len(o.dumps()) for k, o in stores.orders.items()]
     seller_bytes = [len(k.encode()) + len(s.dumps()) for k, s in stores.sellers.items()]
     evidence = sum(len(k.encode()) + len(json.dumps(v)) for k, v in stores.evidence.items())

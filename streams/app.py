@@ -16,40 +16,12 @@ from __future__ import annotations
 from typing import Any
 
 import faust
-from faust.tables.manager import TableManager
 
 from streams import topics as T
+from streams.faust_internals import QuickTableManager, WardenApp, use_fetch_max_wait
 from streams.settings import Settings, load_settings
 
 settings = load_settings()
-
-
-class QuickTableManager(TableManager):
-    """Faust's table manager sleeps a second before starting recovery, so that tables
-    declared late can register; every Warden table is declared at import, so it need not."""
-
-    async def on_start(self) -> None:
-        await self.sleep(0.05)
-        if not self.should_stop:
-            await self._update_channels()
-            await self.recovery.start()
-
-
-def use_fetch_max_wait(ms: int) -> None:
-    """Faust's aiokafka driver builds its consumer with fetch_max_wait_ms=1500, not a
-    setting; give the consumers of this process `ms` instead."""
-    import aiokafka
-
-    base = getattr(aiokafka.AIOKafkaConsumer, "_warden_base", aiokafka.AIOKafkaConsumer)
-
-    class Consumer(base):  # type: ignore[misc, valid-type]
-        _warden_base = base
-
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            kwargs["fetch_max_wait_ms"] = ms
-            super().__init__(*args, **kwargs)
-
-    aiokafka.AIOKafkaConsumer = Consumer  # type: ignore[misc]
 
 
 use_fetch_max_wait(settings.fetch_max_wait_ms)
@@ -85,15 +57,6 @@ def app_options(settings: Settings) -> dict[str, Any]:
         TableManager=QuickTableManager,
         logging_config=None,
     )
-
-
-class WardenApp(faust.App):
-    """Faust's app with the consumer that delivers the hot topics in batches (streams.batches)."""
-
-    def _new_transport(self) -> Any:
-        from streams.batches import BatchTransport
-
-        return BatchTransport(self.conf.broker_consumer, self)
 
 
 app = WardenApp(f"{settings.topic_prefix}{settings.app_id}", **app_options(settings))

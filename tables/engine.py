@@ -132,6 +132,10 @@ class Engine:
 
     # --- the clock ------------------------------------------------------------------------
 
+    def partitions_seen(self) -> list[int]:
+        """The partitions whose clock this engine has read or moved."""
+        return list(self._clocks)
+
     def stream_time(self, partition: int) -> int | None:
         """The highest event time seen on the partition's inputs (CONTRACT §4)."""
         return self._clock(partition)[0]
@@ -337,7 +341,7 @@ class Engine:
                 left = counters.get(ckey, 0) - 1
                 if left <= 0:
                     if ckey in counters:
-                        del counters[ckey]  # (stores note `del`, not pop: tables.faust_tables)
+                        del counters[ckey]  # (stores note `del`, not pop: streams.table_stores)
                     s.defect_buyers[i] -= 1
                 else:
                     counters[ckey] = left

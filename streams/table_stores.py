@@ -16,14 +16,22 @@ effect there at most, which the core's idempotent updates absorb.
 from __future__ import annotations
 
 import asyncio
-import weakref
 from typing import Any, Callable, Iterator, MutableMapping
 
 from faust.serializers import codecs
 from faust.stores.memory import Store as MemoryStore
-from faust.streams import _current_event
 from faust.types import TP
 
+from streams.faust_internals import (
+    codec_loads,
+    current_event_set,
+    end_recovery,
+    key_partitions,
+    new_changelog_topic,
+    rocksdb_items,
+    rocksdb_write,
+    set_current_partition,
+)
 from tables.codecs import register_codecs
 from tables.engine import Stores
 
@@ -98,14 +106,11 @@ class ChangelogStore(MutableMapping[str, Any]):
         if isinstance(data, DirtyDict):
             return data
         self.cache = DirtyDict((), self.changelogs, self.dirty)
-        load_key = _loader(self.table.key_serializer)
-        load_value = _loader(self.table.value_serializer)
+        load_key = codec_loads(self.table.key_serializer)
+        load_value = codec_loads(self.table.value_serializer)
         fill = dict.__setitem__
-        for partition, db in list(data._dbs.items()):
-            if active is not None and partition not in active:
-                continue
-            for raw_key, raw_value in data._visible_items(db):
-                fill(self.cache, load_key(raw_key), load_value(raw_value))
+        for raw_key, raw_value in rocksdb_items(data, active):
+            fill(self.cache, load_key(raw_key), load_value(raw_value))
         return self.cache
 
     # The core calls these for every event: each reads the resolved store directly.
@@ -155,12 +160,12 @@ class Changelogs:
         """The partition whose record is handled now: its writes go to that changelog
         partition (the tables are co-partitioned with the inputs), and a RocksDB store
         writes that partition's database."""
-        if partition != self.partition or _current_event.get(None) is None:
+        if partition != self.partition or not current_event_set():
             self.partition = partition
             event = self._events.get(partition)
             if event is None:
                 event = self._events[partition] = _PartitionEvent(partition)
-            _current_event.set(weakref.ref(event))  # type: ignore[arg-type]
+            set_current_partition(event)
 
     def pending(self) -> int:
         return sum(len(s.dirty) for s in self.stores)
@@ -176,7 +181,7 @@ class Changelogs:
             data = store.table.data
             if isinstance(data, MemoryStore):
                 dict.clear(data.data)
-                data._key_partition.clear()
+                key_partitions(data).clear()
             if store.cache is not None:
                 dict.clear(store.cache)
         return dropped
@@ -239,7 +244,7 @@ class Changelogs:
                 if done % step == 0:
                     yield
             for partition, batch in writes.items():
-                table.data._db_for_partition(partition).write(batch)
+                rocksdb_write(table.data, partition, batch)
             self.produced += len(dirty)
 
     def produce_last(self, produce: Produce, held: list[tuple[Any, ...]]) -> None:
@@ -267,12 +272,6 @@ def _write_batch() -> Any:
     import rocksdict
 
     return rocksdict.WriteBatch(raw_mode=True)
-
-
-def _loader(serializer: Any) -> Any:
-    """The codec's own decoding, without Faust's wrapper when it has no nested codecs."""
-    codec = codecs.get_codec(serializer)
-    return codec._loads if tuple(codec.nodes) == (codec,) else codec.loads
 
 
 class _Message:
@@ -315,7 +314,7 @@ def apply_changelog(app: Any, tp: TP, records: list[Any]) -> bool:
         records = [r for r in records if r.offset > seen]
         if not records:
             return True
-    load_key, load_value = _loader(table.key_serializer), _loader(table.value_serializer)
+    load_key, load_value = codec_loads(table.key_serializer), codec_loads(table.value_serializer)
     buffered = recovery.buffers.get(table)
     if buffered:  # what Faust's path buffered for this table comes first
         table.apply_changelog_batch(buffered)
@@ -324,7 +323,7 @@ def apply_changelog(app: Any, tp: TP, records: list[Any]) -> bool:
     if isinstance(store, MemoryStore):
         # what MemoryStore.apply_changelog_batch does, without an event per record; through
         # dict's own methods, so a DirtyDict does not take recovery for writes
-        data, key_partition, partition = store.data, store._key_partition, tp.partition
+        data, key_partition, partition = store.data, key_partitions(store), tp.partition
         put, pop = dict.__setitem__, dict.pop
         for r in records:
             key = load_key(r.key)
@@ -338,9 +337,7 @@ def apply_changelog(app: Any, tp: TP, records: list[Any]) -> bool:
         table.apply_changelog_batch([_Change(_Message(tp, r), None, None) for r in records])
     offsets[tp] = records[-1].offset
     if recovery.in_recovery and not recovery.need_recovery():
-        recovery.flush_buffers()
-        recovery._set_recovery_ended()
-        recovery.signal_recovery_end.set()
+        end_recovery(recovery)
     return True
 
 
@@ -367,7 +364,7 @@ def declare_tables(app: Any, partitions: int) -> tuple[Stores, Changelogs]:
         # registered (with JSON), so make it again: recovery decodes with its schema.
         t.key_serializer = "utf8"
         t.value_serializer = codec
-        t.changelog_topic = t._new_changelog_topic()
+        t.changelog_topic = new_changelog_topic(t)
         store = ChangelogStore(t, changelogs)
         changelogs.stores.append(store)
         return store

@@ -7,9 +7,9 @@ from typing import Any
 
 from faust.types import TP
 
-from streams.batches import Acks
+from streams.faust_internals import Acks
 from tables.codecs import register_codecs
-from tables.faust_tables import Changelogs, ChangelogStore
+from streams.table_stores import Changelogs, ChangelogStore
 
 
 class FakeBatch:
@@ -170,7 +170,7 @@ def test_a_memory_store_dict_notes_the_cores_writes_but_not_recoverys() -> None:
     from faust.stores.memory import Store as MemoryStore
 
     from tables.engine import Stores
-    from tables.faust_tables import DirtyDict, bind_fast
+    from streams.table_stores import DirtyDict, bind_fast
 
     register_codecs()
     logs = Changelogs()
@@ -197,7 +197,7 @@ def test_a_memory_store_dict_notes_the_cores_writes_but_not_recoverys() -> None:
 
 def test_a_persistent_store_gets_each_flush_and_is_read_back_whole_after_recovery() -> None:
     from tables.engine import Stores
-    from tables.faust_tables import DirtyDict, bind_fast
+    from streams.table_stores import DirtyDict, bind_fast
 
     logs, a, _ = stores()
     stores_ = Stores(orders=a)  # type: ignore[arg-type]

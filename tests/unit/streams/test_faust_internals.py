@@ -1,0 +1,85 @@
+"""Every private name of Faust and aiokafka that streams/faust_internals.py relies on still
+exists, with the shape it is used with: an upgrade of either fails here, in one place."""
+
+from __future__ import annotations
+
+import contextvars
+import inspect
+from typing import Any
+
+import aiokafka
+import pytest
+from aiokafka.consumer.group_coordinator import GroupCoordinator
+from aiokafka.protocol.group import HeartbeatRequest
+from faust import App
+from faust.serializers import codecs
+from faust.stores.memory import Store as MemoryStore
+from faust.stores.rocksdb import Store as RocksDBStore
+from faust.streams import _current_event
+from faust.tables.base import Collection
+from faust.tables.manager import TableManager
+from faust.tables.recovery import Recovery
+from faust.transport import consumer as faust_consumer
+from faust.transport.drivers import aiokafka as faust_aiokafka
+
+
+def params(fn: Any) -> list[str]:
+    return list(inspect.signature(fn).parameters)
+
+
+METHODS = [  # (owner, name, parameter names)
+    (faust_consumer.Consumer, "_drain_messages", ["self", "fetcher"]),
+    (faust_consumer.Consumer, "_wait_next_records", ["self", "timeout"]),
+    (faust_consumer.Consumer, "_add_gap", ["self", "tp", "offset_from", "offset_to"]),
+    (faust_consumer.Consumer, "_to_message", ["self", "tp", "record"]),
+    (faust_consumer.Consumer, "perform_seek", ["self"]),
+    (faust_consumer.Consumer, "highwaters", ["self", "partitions"]),
+    (faust_aiokafka.AIOKafkaConsumerThread, "_ensure_consumer", ["self"]),
+    (faust_aiokafka.AIOKafkaConsumerThread, "seek_to_committed", ["self"]),
+    (faust_aiokafka.AIOKafkaConsumerThread, "seek_to_beginning", ["self", "partitions"]),
+    (faust_aiokafka.AIOKafkaConsumerThread, "call_thread", ["self", "fun", "args", "kwargs"]),
+    (faust_aiokafka.Producer, "flush", ["self"]),
+    (App, "_new_transport", ["self"]),
+    (TableManager, "_update_channels", ["self"]),
+    (Recovery, "_set_recovery_ended", ["self"]),
+    (Recovery, "flush_buffers", ["self"]),
+    (Recovery, "need_recovery", ["self"]),
+    (Collection, "_new_changelog_topic", ["self", "retention", "compacting", "deleting"]),
+    (RocksDBStore, "_visible_items", ["self", "db"]),
+    (RocksDBStore, "_db_for_partition", ["self", "partition"]),
+    (GroupCoordinator, "_send_req", ["self", "request"]),
+    (aiokafka.AIOKafkaConsumer, "highwater", ["self", "partition"]),
+    (aiokafka.AIOKafkaConsumer, "last_poll_timestamp", ["self", "partition"]),
+]
+
+ATTRIBUTES = [  # (owner, where they are set, names)
+    (faust_consumer.Consumer, "__init__", ["_committed_offset", "_read_offset", "_acked", "_acked_index",
+                                            "_n_acked", "_gap", "_buffered_partitions", "_commit_every"]),
+    (faust_consumer.ThreadDelegateConsumer, "__init__", ["_thread"]),
+    (aiokafka.AIOKafkaConsumer, "__init__", ["_coordinator"]),
+    (MemoryStore, "__post_init__", ["_key_partition"]),
+    (RocksDBStore, "__init__", ["_dbs"]),
+    (GroupCoordinator, "__init__", ["member_id", "generation", "group_id"]),
+]
+
+
+@pytest.mark.parametrize("owner, name, expected", METHODS, ids=[f"{o.__name__}.{n}" for o, n, _ in METHODS])
+def test_the_methods_relied_on_exist_with_their_parameters(owner: type, name: str,
+                                                             expected: list[str]) -> None:
+    assert hasattr(owner, name), f"{owner.__module__}.{owner.__name__}.{name} is gone"
+    assert params(getattr(owner, name))[: len(expected)] == expected
+
+
+@pytest.mark.parametrize("owner, where, names", ATTRIBUTES, ids=[o.__name__ for o, _, _ in ATTRIBUTES])
+def test_the_attributes_relied_on_are_still_set(owner: type, where: str, names: list[str]) -> None:
+    source = "".join(inspect.getsource(cls) for cls in owner.__mro__
+                     if cls.__module__.startswith(("faust", "aiokafka")))
+    for name in names:
+        assert f"self.{name} =" in source or f"self.{name}: " in source, f"{owner.__name__}.{name} is no longer set"
+
+
+def test_the_module_level_names_relied_on() -> None:
+    assert isinstance(_current_event, contextvars.ContextVar)
+    codec = codecs.get_codec("json")
+    assert hasattr(codec, "_loads") and hasattr(codec, "nodes")
+    assert HeartbeatRequest("group", 1, "member") is not None  # (group_id, generation, member_id)
