@@ -20,7 +20,13 @@ from schemas import compact_json
 from schemas.codec import Codec
 from streams import topics as T
 from streams.app import app, settings
-from streams.faust_internals import committed_offset, fetch_position, membership_lost, route_changelogs
+from streams.faust_internals import (
+    committed_offset,
+    fetch_position,
+    membership_lost,
+    recover_from_the_start,
+    route_changelogs,
+)
 from streams.observability import VIEW_WRITE_FAILURES
 from streams.table_stores import apply_changelog, declare_tables
 from tables.engine import Engine
@@ -123,9 +129,14 @@ class Checkpoint:
 
     async def __call__(self) -> None:
         async with self.lock:
-            if changelogs.pending() and await membership_lost(app.consumer):
+            if changelogs.pending() and loop_watch.paused_recently():
+                # the process was frozen longer than its session: give the coordinator's
+                # heartbeat (every 0.5 s, in the consumer's thread) time to find out
+                await asyncio.sleep(2.0)
+            if changelogs.pending() and membership_lost(app.consumer):
                 self.fenced_generation = app.consumer_generation_id
                 dropped = changelogs.discard_pending()
+                recover_from_the_start(app)  # the tables are empty now: read them back whole
                 log.warning("this worker lost its group membership (paused past its session): %d unflushed "
                             "table changes dropped, their partitions' new owner makes them again", dropped)
                 return
@@ -138,6 +149,38 @@ class Checkpoint:
             freeze_survivors()
 
 
+class LoopWatch:
+    """Notices when this process did not run for longer than its group session (SIGSTOP, a
+    frozen VM, a very long pause): its partitions may have moved meanwhile."""
+
+    def __init__(self, session_timeout_s: float, step_s: float = 0.2) -> None:
+        self.session_timeout_s = session_timeout_s
+        self.step_s = step_s
+        self.last = time.monotonic()
+        self.paused_at: float | None = None
+        self.running = False
+
+    def paused_recently(self, within_s: float = 10.0) -> bool:
+        """A pause seen in the last `within_s`, or one this watch has not woken up from yet."""
+        now = time.monotonic()
+        if self.running and now - self.last > self.session_timeout_s:
+            return True
+        return self.paused_at is not None and now - self.paused_at < within_s
+
+    async def run(self) -> None:
+        self.last = time.monotonic()
+        self.running = True
+        while True:
+            await asyncio.sleep(self.step_s)
+            now = time.monotonic()
+            if now - self.last > self.session_timeout_s:
+                self.paused_at = now
+                log.warning("this process did not run for %.1f s, longer than its %.0f s group session",
+                            now - self.last, self.session_timeout_s)
+            self.last = now
+
+
+loop_watch = LoopWatch(app.conf.broker_session_timeout)
 checkpoint = Checkpoint()
 app.checkpoint = checkpoint  # type: ignore[attr-defined]
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 
-from agents.runtime import broker, engine, view
+from agents.runtime import broker, engine, loop_watch, view
 from streams import topics as T
 from streams.app import app, output_topics, settings
 from streams.observability import OLDEST_PENDING_REVIEW, PENDING_DEADLINES, PENDING_REVIEWS
@@ -38,3 +38,8 @@ async def flush_views() -> None:
 @app.task
 async def probe_brokers() -> None:
     await broker.run()
+
+
+@app.task
+async def watch_the_loop() -> None:
+    await loop_watch.run()

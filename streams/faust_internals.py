@@ -217,35 +217,20 @@ def route_changelogs(app: Any, apply: Callable[[Any, TP, list[Any]], bool]) -> N
 
 
 
-async def membership_lost(consumer: Any) -> bool:
-    """Whether the group no longer counts this consumer as a member of its current
-    generation: a heartbeat answered "unknown member" or "illegal generation" (a worker
-    paused past its session, whose partitions have moved). A rebalance in progress is not
-    a loss: a member giving its partitions up must still hand its state over. Unknown
-    (the coordinator does not answer): False, and the commit that follows fails anyway."""
-    from aiokafka import errors
-    from aiokafka.protocol.group import HeartbeatRequest
-
-    thread = consumer._thread  # Faust runs aiokafka in a thread of its own, on its own loop
-
-    async def ask() -> bool:
-        coordinator = thread._ensure_consumer()._coordinator
-        if coordinator is None:
-            return False
-        if not coordinator.member_id:
-            return True  # aiokafka already reset it: the broker forgot this member
-        request = HeartbeatRequest(coordinator.group_id, coordinator.generation, coordinator.member_id)
-        try:
-            response = await asyncio.wait_for(coordinator._send_req(request), 5.0)
-        except Exception:
-            return False
-        error = errors.for_code(response.error_code)
-        return error in (errors.IllegalGenerationError, errors.UnknownMemberIdError)
-
+def membership_lost(consumer: Any) -> bool:
+    """Whether aiokafka's group coordinator has found that the group no longer counts this
+    consumer as a member (a heartbeat answered "unknown member" or "illegal generation":
+    a worker paused past its session, whose partitions have moved). Read from the
+    coordinator's state, not asked over the network: a call into the consumer thread from
+    here can wait behind that thread's own work. A rebalance in progress is not a loss: a
+    member giving its partitions up keeps its id and must still hand its state over."""
     try:
-        return bool(await asyncio.wait_for(thread.call_thread(ask), 6.0))
-    except Exception:  # no answer in time: not known to be lost, the flush goes on
+        coordinator = consumer._thread._ensure_consumer()._coordinator
+    except Exception:  # not started, or stopping
         return False
+    if coordinator is None:
+        return False
+    return not coordinator.member_id or coordinator.generation < 0
 
 
 # --- the consumer ----------------------------------------------------------------------------
@@ -337,6 +322,18 @@ def end_recovery(recovery: Any) -> None:
     recovery.flush_buffers()
     recovery._set_recovery_ended()
     recovery.signal_recovery_end.set()
+
+
+def recover_from_the_start(app: Any) -> None:
+    """Make the next recovery read every changelog partition from its start (or, for a
+    persistent store, from the offset the store holds): Faust otherwise resumes a partition
+    it keeps through a rebalance from where it last read, assuming its store still holds
+    everything before; after the in-memory tables were dropped (a fenced worker), it does not."""
+    recovery = app.tables.recovery
+    recovery.active_offsets.clear()
+    recovery.standby_offsets.clear()
+    recovery.active_highwaters.clear()
+    recovery.standby_highwaters.clear()
 
 
 def new_changelog_topic(table: Any) -> Any:

@@ -48,3 +48,20 @@ def test_two_workers_a_join_and_kills_at_random_moments(broker: str, tmp_path: P
         cluster.stop_all()
     assert outcome.tally.kills >= 3
     check(outcome)
+
+
+def test_a_worker_paused_past_its_session_is_fenced_and_decides_nothing_else(broker: str,
+                                                                            tmp_path: Path) -> None:
+    """A zombie: paused (SIGSTOP) while it holds partitions and no rebalance is under way,
+    resumed after they moved. It drops its unflushed changes, restores from the changelogs
+    when it is given partitions again, and the decisions stay the core's."""
+    seed = 13
+    events = H.history(seed, SELLERS, DAYS, H.end_of_history(DAYS))
+    cluster = H.Cluster(broker, tmp_path)
+    try:
+        outcome = H.run_trial(cluster, events, seed=seed, day_pause_s=1.2, initial=2,
+                              faults=[(0.2, H.pause("w0", 12.0)), (0.9, H.kill_restart(["w1"]))])
+    finally:
+        cluster.stop_all()
+    assert cluster.logs_contain("lost its group membership") == ["w0"]
+    check(outcome)

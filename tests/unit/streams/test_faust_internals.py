@@ -60,6 +60,8 @@ ATTRIBUTES = [  # (owner, where they are set, names)
     (MemoryStore, "__post_init__", ["_key_partition"]),
     (RocksDBStore, "__init__", ["_dbs"]),
     (GroupCoordinator, "__init__", ["member_id", "generation", "group_id"]),
+    (Recovery, "__init__", ["active_offsets", "standby_offsets", "active_highwaters", "standby_highwaters"]),
+    (TableManager, "__init__", ["_recovery_started"]),
 ]
 
 
@@ -76,6 +78,10 @@ def test_the_attributes_relied_on_are_still_set(owner: type, where: str, names: 
                      if cls.__module__.startswith(("faust", "aiokafka")))
     for name in names:
         assert f"self.{name} =" in source or f"self.{name}: " in source, f"{owner.__name__}.{name} is no longer set"
+
+
+def test_the_table_manager_has_its_recovery() -> None:
+    assert isinstance(TableManager.__dict__.get("recovery"), property)
 
 
 def test_the_module_level_names_relied_on() -> None:
