@@ -495,7 +495,7 @@ class Probe:
         prod.flush(30)
         return sent
 
-    def answers(self) -> list[tuple[float, float, float]]:
+    def answered(self) -> list[tuple[float, float, float]]:
         """(sent, output timestamp, received) per answered probe, decoding only what
         arrived since the last call (this runs inside the open-loop send schedule)."""
         received = self.received
@@ -513,7 +513,7 @@ class Probe:
     def latencies(self, since: float = 0.0) -> tuple[list[float], list[float], int]:
         """(publication latencies, receive latencies) in ms, of probes sent after `since`,
         and how many of those probes have no output."""
-        answers = [a for a in self.answers() if a[0] >= since]
+        answers = [a for a in self.answered() if a[0] >= since]
         wanted = sum(1 for t in self.sent.values() if t >= since)
         return ([(ts - sent) * 1000 for sent, ts, _ in answers],
                 [(received - sent) * 1000 for sent, _, received in answers], wanted - len(answers))
@@ -531,7 +531,7 @@ class Probe:
 
     def first_answer_within(self, since: float, bound_s: float) -> float | None:
         """When the first probe sent after `since` was answered (published) within `bound_s`."""
-        times = [published for sent, published, _ in self.answers() if sent >= since and published - sent <= bound_s]
+        times = [published for sent, published, _ in self.answered() if sent >= since and published - sent <= bound_s]
         return min(times) if times else None
 
 
@@ -673,7 +673,7 @@ def section_startup(ctx: Context, report: Any) -> None:
         while not caught_up() and time.time() < deadline:
             time.sleep(0.1)
         if "ready" not in killed or (not caught_up() and not _still_working(replacement[0])):
-            after = [published - sent for sent, published, _ in probe.answers() if sent >= killed.get("at", 0)]
+            after = [published - sent for sent, published, _ in probe.answered() if sent >= killed.get("at", 0)]
             seen = (f"; {len(after):,} probes answered after the kill, fastest in {min(after) * 1000:.0f} ms"
                     if after else "; no probe answered after the kill")
             raise BenchFailure(f"recovery: the replacement worker did not catch up within 60 s (answers "
