@@ -84,12 +84,21 @@ def main() -> int:
             cluster = H.Cluster(broker, tmp / f"trial{i + 1}", clock=trial.clock)
             (tmp / f"trial{i + 1}").mkdir()
             try:
-                outcome = H.run_trial(cluster, events, seed=trial.seed, faults=trial.faults,
-                                      initial=trial.initial,
-                                      day_pause_s=trial.day_pause_s, all_at_once=trial.all_at_once,
-                                      progress=lambda line: print(line, flush=True))
+                outcome: H.Outcome | None = H.run_trial(
+                    cluster, events, seed=trial.seed, faults=trial.faults, initial=trial.initial,
+                    day_pause_s=trial.day_pause_s, all_at_once=trial.all_at_once,
+                    progress=lambda line: print(line, flush=True))
+            except AssertionError as exc:  # a trial that did not finish: say so, go on with the next
+                print(f"  trial {i + 1} did not finish: {exc}", flush=True)
+                outcome = None
             finally:
                 cluster.stop_all()
+            if outcome is None:
+                failed = True
+                rows.append((trial.name, trial.clock, len(events), cluster.tally.kills,
+                             f"{cluster.tally.pauses}/-", cluster.tally.joins, cluster.rebalances(), 0,
+                             "did not finish", "-", "-", "-"))
+                continue
             bad = outcome.mismatches + len(outcome.reissued) + len(outcome.reliable_actions)
             fenced = len(cluster.logs_contain("lost its group membership"))
             failed = failed or bad > 0
@@ -110,7 +119,7 @@ def main() -> int:
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
     for r in [header, *rows]:
         print("  ".join(str(v).ljust(w) for v, w in zip(r, widths)))
-    total = [sum(r[i] for r in rows) for i in (3, 6, 7, 8)]
+    total = [sum(r[i] for r in rows if isinstance(r[i], int)) for i in (3, 6, 7, 8)]
     print(f"{len(rows)} trials, {total[0]} kills, {total[1]} rebalances, "
           f"{total[2]} decisions compared, {total[3]} mismatches; {time.monotonic() - started:.0f} s"
           f" (logs under {tmp})")
