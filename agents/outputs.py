@@ -65,36 +65,36 @@ class OutputProducer:
 
     def produce(self, topic: str, value: bytes | None, key: bytes | None, partition: int = -1,
                 timestamp: int = 0, headers: Any = None, on_delivery: Any = None) -> None:
+        entry = (topic, value, key, partition, timestamp, headers, on_delivery)
         if self.backlog:  # keep the order: behind what already waits
-            self.backlog.append((topic, value, key, partition, timestamp, headers, on_delivery))
+            self.backlog.append(entry)
             return
         try:
-            if on_delivery is None:
-                self._produce(topic, value, key, partition=partition, timestamp=timestamp, headers=headers)
-            else:
-                self._produce(topic, value, key, partition=partition, timestamp=timestamp, headers=headers,
-                              on_delivery=on_delivery)
+            self._hand_over(entry)
         except BufferError:  # the local queue is full: the record waits for `flush`
             self.producer.poll(0)
-            self.backlog.append((topic, value, key, partition, timestamp, headers, on_delivery))
+            self.backlog.append(entry)
             return
         self._unpolled += 1
         if self._unpolled >= 1000:
             self.producer.poll(0)
             self._unpolled = 0
 
+    def _hand_over(self, entry: tuple[Any, ...]) -> None:
+        """One record into librdkafka's queue; BufferError when it is full."""
+        topic, value, key, partition, timestamp, headers, on_delivery = entry
+        if on_delivery is None:
+            self._produce(topic, value, key, partition=partition, timestamp=timestamp, headers=headers)
+        else:
+            self._produce(topic, value, key, partition=partition, timestamp=timestamp, headers=headers,
+                          on_delivery=on_delivery)
+
     def _hand_over_backlog(self) -> None:
         """Move waiting records into librdkafka's queue while it has room (never blocks)."""
         backlog = self.backlog
         while backlog:
-            topic, value, key, partition, timestamp, headers, on_delivery = backlog[0]
             try:
-                if on_delivery is None:
-                    self._produce(topic, value, key, partition=partition, timestamp=timestamp,
-                                  headers=headers)
-                else:
-                    self._produce(topic, value, key, partition=partition, timestamp=timestamp,
-                                  headers=headers, on_delivery=on_delivery)
+                self._hand_over(backlog[0])
             except BufferError:
                 return
             backlog.popleft()
