@@ -26,13 +26,17 @@ log = logging.getLogger("warden")
 class TimestampMerge(Generic[Item]):
     def __init__(self, topics: tuple[str, ...], has_unread: Callable[[str, int, int | None], bool],
                  max_idle_s: float = 2.0, clock: Callable[[], float] = time.monotonic,
-                 fetched: Callable[[str, int], Any] = lambda topic, partition: None) -> None:
+                 fetched: Callable[[str, int], Any] = lambda topic, partition: None,
+                 stalled: Callable[[str, int], str] = lambda topic, partition: "") -> None:
         self.rank = {t: i for i, t in enumerate(topics)}
         self.topics = topics
         self.has_unread = has_unread  # (topic, partition, last offset received or None) -> bool
         self.max_idle_s = max_idle_s
         self.clock = clock
         self.fetched = fetched
+        # (topic, partition) waited for 5 s with no fetch progress: what the consumer can do
+        # about it, and its state, for the log
+        self.stalled = stalled
         self.queues: dict[int, dict[str, deque[tuple[int, int, Item]]]] = {}
         self.received: dict[tuple[str, int], int] = {}
         # partition -> (since, topic, fetched, said): waiting for that topic since then
@@ -86,8 +90,8 @@ class TimestampMerge(Generic[Item]):
                 if now - blocked[0] < self.max_idle_s:
                     if now - blocked[0] >= 5.0 and not blocked[3]:
                         self.blocked_since[partition] = (*blocked[:3], True)
-                        log.warning("partition %d: waiting %.0f s for %s (unread records, no fetch progress)",
-                                    partition, now - blocked[0], topic)
+                        log.warning("partition %d: waiting %.0f s for %s (unread records, no fetch progress; %s)",
+                                    partition, now - blocked[0], topic, self.stalled(topic, partition))
                     return True
                 return False  # no progress for long enough: go on without it, as Kafka Streams does
             read_up.add(topic)

@@ -15,6 +15,7 @@ from agents.runtime import (
     changelogs,
     checkpoint,
     engine,
+    fetch_stalled,
     fetched,
     has_unread,
     log_ends,
@@ -35,7 +36,7 @@ TICKS = settings.topic(T.TICKS)
 
 
 merge: TimestampMerge[Any] = TimestampMerge(pipeline.guarded, has_unread, max_idle_s=settings.max_task_idle_s,
-                                               fetched=fetched)
+                                               fetched=fetched, stalled=fetch_stalled)
 
 
 def _rebuild_after_rebalance() -> None:

@@ -23,19 +23,20 @@ from streams.app import app, settings
 from streams.faust_internals import (
     committed_offset,
     fetch_position,
+    fetch_state,
     membership_lost,
     recover_from_the_start,
     route_changelogs,
 )
 from streams.observability import VIEW_WRITE_FAILURES
-from streams.table_stores import apply_changelog, declare_tables
+from streams.table_stores import declare_tables
 from tables.engine import Engine
 
 log = logging.getLogger("warden")
 
 policy = load_policy(settings.policy_path)
 stores, changelogs = declare_tables(app, settings.partitions)
-route_changelogs(app, apply_changelog)  # table recovery in bulk
+route_changelogs(app, changelogs.apply)  # table recovery in bulk, through the epoch fence
 codec = Codec(settings.schema_registry_url)
 
 
@@ -73,6 +74,16 @@ def has_unread(topic: str, partition: int, last_offset: int | None) -> bool:
 def fetched(topic: str, partition: int) -> int | None:
     """How far the consumer has fetched (topic, partition): changes while records come."""
     return fetch_position(app.consumer, TP(topic, partition))
+
+
+def fetch_stalled(topic: str, partition: int) -> str:
+    """The merge has waited for (topic, partition) with no fetch progress: if the consumer
+    fetched past records it never delivered, read them again; say how it stands."""
+    tp = TP(topic, partition)
+    consumer = app.consumer
+    reread = getattr(consumer, "reread_if_skipped", None)
+    state = fetch_state(consumer, tp)
+    return f"{state}; read again" if reread is not None and reread(tp) else state
 
 
 def unread(partition: int) -> tuple[str, ...]:
@@ -129,6 +140,7 @@ class Checkpoint:
 
     async def __call__(self) -> None:
         async with self.lock:
+            generation = app.consumer_generation_id  # the epoch its changelog writes carry
             if changelogs.pending() and loop_watch.paused_recently():
                 # the process was frozen longer than its session: give the coordinator's
                 # heartbeat (every 0.5 s, in the consumer's thread) time to find out
@@ -140,7 +152,7 @@ class Checkpoint:
                 log.warning("this worker lost its group membership (paused past its session): %d unflushed "
                             "table changes dropped, their partitions' new owner makes them again", dropped)
                 return
-            held = await changelogs.produce_pending_sliced(changelog_out.produce)
+            held = await changelogs.produce_pending_sliced(changelog_out.produce, generation)
             await asyncio.gather(outputs.flush(), changelog_out.flush())
             if held:
                 changelogs.produce_last(changelog_out.produce, held)
@@ -329,6 +341,14 @@ class RedisView:
     async def run(self, stopping: asyncio.Event | None = None) -> None:
         while True:
             await asyncio.sleep(0.1)
+            if (self.pending or self.pending_actions) and loop_watch.paused_recently():
+                # frozen past the session: these sellers may have a new owner by now, whose
+                # views are newer than ours; wait for the heartbeat to tell (as the checkpoint)
+                await asyncio.sleep(2.0)
+                if membership_lost(app.consumer):
+                    self.pending.clear()
+                    self.pending_actions.clear()
+                    continue
             await self.flush()
 
 

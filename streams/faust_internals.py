@@ -70,16 +70,32 @@ class Acks:
 class BatchConsumer(KafkaConsumer):
     """Faust's aiokafka consumer, delivering the batch-routed topics' records in batches.
 
-    After every rebalance it delivers a batch-routed partition's records only once that
-    partition has been sought to its committed offset (or, with none committed, to the
-    start of the log): records held unacknowledged when the rebalance began (in the
-    merge) are dropped then, and must be read again. aiokafka's `seek_to_committed` moves
-    only partitions with a committed offset above 0, so a partition kept through the
+    Every record of a batch-routed partition is delivered exactly in offset order, none
+    skipped. After every rebalance a partition's records are delivered only once it has
+    been sought to its committed offset (or, with none committed, to the start of the
+    log): records held unacknowledged when the rebalance began (in the merge) are
+    dropped then, and must be read again. aiokafka's `seek_to_committed` moves only
+    partitions with a committed offset above 0, so a partition kept through the
     rebalance with nothing committed yet went on from where it had fetched, past the
-    dropped records (they were never handled; Faust's commit, seeing no committed offset,
-    then skipped them for good)."""
+    dropped records.
+
+    From the seek on, the consumer knows the offset it expects next of each partition.
+    A fetch that starts beyond it is not taken as a gap in the log at once: records can
+    be fetched past without being delivered (fetched before a seek and returned after
+    it, fetched for a partition paused meanwhile, cut off by a rebalance), and counting
+    them as a gap would commit past records never handled. The partition is sought back
+    to the expected offset and read again; only if the broker then answers from beyond it
+    again is the gap real (transaction markers, compaction) and acknowledged."""
 
     _sought_generation = -2  # the generation whose partitions were last sought
+    _seeking = False  # perform_seek under way: its seeks decide the positions
+    _expected: dict[TP, int | None]  # batch-routed partition -> the offset delivered next (None: any)
+    _reread: dict[TP, int]  # partition -> the offset it was sought back to, to verify a gap
+
+    def __post_init__(self) -> None:  # pragma: no cover - called by Faust's Service
+        super().__post_init__()
+        self._expected = {}
+        self._reread = {}
 
     async def _drain_messages(self, fetcher: Any) -> None:  # pragma: no cover - run by Faust's fetcher
         route = getattr(self.app, "batch_route", None)
@@ -107,18 +123,19 @@ class BatchConsumer(KafkaConsumer):
                         break
                     if active is not None and tp not in active and tp not in self._buffered_partitions:
                         continue
+                    if tp.topic in topics:
+                        if not sought:
+                            continue  # fetched before the seek of this generation: read again after it
+                        recs = await self._in_order(tp, recs, generation)
+                        if recs:
+                            batch.append((tp, recs))
+                        continue
                     last = read_offset[tp]
                     if last is not None and recs[0].offset < last:
                         recs = [r for r in recs if r.offset >= last]  # read already: dropped, as Faust does
                         if not recs:
                             continue
-                    if tp.topic in topics:
-                        if not sought:
-                            continue  # fetched before the seek of this generation: read again after it
-                        await self._note_gaps(tp, last, recs)
-                        batch.append((tp, recs))
-                        read_offset[tp] = recs[-1].offset
-                    elif changelogs is not None and changelogs(app, tp, recs):
+                    if changelogs is not None and changelogs(app, tp, recs):
                         read_offset[tp] = recs[-1].offset
                     else:
                         for r in recs:
@@ -139,26 +156,98 @@ class BatchConsumer(KafkaConsumer):
                 return
             raise
 
+    async def _in_order(self, tp: TP, recs: list[Any], generation: int) -> list[Any]:
+        """The records of `recs` to deliver now: those from the offset expected next, if the
+        fetch reached it (see the class). Marks where delivery stands."""
+        expected = self._expected.get(tp)
+        if expected is not None:
+            if recs[-1].offset < expected:
+                return []  # read already
+            if recs[0].offset < expected:
+                recs = [r for r in recs if r.offset >= expected]
+            elif recs[0].offset > expected:
+                if self._reread.get(tp) != expected:
+                    # fetched past records never delivered: read them again
+                    if not self._seeking and self.app.consumer_generation_id == generation:
+                        self._reread[tp] = expected
+                        log.info("%s[%d]: fetch began at %d, %d expected: reading from %d again",
+                                 tp.topic, tp.partition, recs[0].offset, expected, expected)
+                        self._thread.seek(AIOKafkaTP(tp.topic, tp.partition), expected)
+                    return []
+                await self._add_gap(tp, expected, recs[0].offset - 1)  # the broker holds none between
+        self._reread.pop(tp, None)
+        await self._note_gaps(tp, recs[0].offset, recs)
+        self._expected[tp] = recs[-1].offset + 1
+        self._read_offset[tp] = recs[-1].offset
+        return recs
+
     async def perform_seek(self) -> None:
-        """Faust's seek to the committed offsets, at the end of every rebalance; from then
-        on this generation's records are delivered."""
-        generation = self.app.consumer_generation_id
-        await super().perform_seek()
-        if self.app.consumer_generation_id == generation:
-            self._sought_generation = generation
+        """Faust's seek to the committed offsets, at the end of every rebalance (see
+        `seek_to_committed`)."""
+        self._seeking = True
+        try:
+            await super().perform_seek()
+        finally:
+            self._seeking = False
 
     async def seek_to_committed(self) -> Mapping[TP, int]:
         """Seek every assigned partition to its committed offset, and the batch-routed ones
         with none (or 0) committed to the start of the log, which aiokafka leaves where
-        they are (see the class)."""
+        they are (see the class). Each batch-routed partition's expected offset is where
+        it was sought to; from then on this generation's records are delivered. Records
+        fetched between the first seek and that moment were dropped, so every batch-routed
+        partition is sought to its expected offset once more, in the same step."""
+        generation = self.app.consumer_generation_id
         committed = await super().seek_to_committed()
         route = getattr(self.app, "batch_route", None)
-        if route is not None:
-            fresh = [AIOKafkaTP(tp.topic, tp.partition) for tp, offset in committed.items()
-                     if tp.topic in route[0] and (offset is None or offset <= 0)]
-            if fresh:
-                await self._thread.seek_to_beginning(*fresh)
+        if route is None:
+            return committed
+        expected: dict[TP, int | None] = {
+            TP(tp.topic, tp.partition): offset for tp, offset in committed.items()
+            if tp.topic in route[0] and offset is not None and offset > 0}
+        fresh = [AIOKafkaTP(tp.topic, tp.partition) for tp in self.assignment()
+                 if tp.topic in route[0] and tp not in expected]
+        if fresh:
+            await self._thread.seek_to_beginning(*fresh)
+            try:
+                starts = await self._thread.earliest_offsets(*fresh)
+            except Exception as exc:  # not known: the first record fetched is where it starts
+                log.warning("the log starts of %d partitions are not known (%r)", len(fresh), exc)
+                starts = {}
+            for tp in fresh:
+                start = starts.get(tp)
+                expected[TP(tp.topic, tp.partition)] = start if isinstance(start, int) else None
+        if self.app.consumer_generation_id != generation:
+            return committed  # a newer rebalance began: its own seek follows
+        for tp, offset in expected.items():
+            if offset is not None:
+                self._thread.seek(AIOKafkaTP(tp.topic, tp.partition), offset)
+        self._expected = expected
+        self._reread = {}
+        self._sought_generation = generation
         return committed
+
+    def reread_if_skipped(self, tp: TP) -> bool:
+        """Seek `tp` back to the offset expected next if aiokafka has fetched past it with
+        nothing delivered (records dropped and no later ones to reveal the hole: the
+        merge asks when it has waited for `tp` a while). True if it did."""
+        expected = self._expected.get(tp)
+        if expected is None or self._seeking:
+            return False
+        if self._sought_generation != self.app.consumer_generation_id:
+            return False
+        try:
+            position = self._thread._ensure_consumer()._subscription.subscription.assignment.state_value(
+                AIOKafkaTP(tp.topic, tp.partition)).position
+        except Exception:  # not assigned, or no position yet
+            return False
+        if position is None or position <= expected:
+            return False
+        self._reread[tp] = expected
+        log.warning("%s[%d]: fetched up to %d with nothing delivered from %d: reading from %d again",
+                    tp.topic, tp.partition, position, expected, expected)
+        self._thread.seek(AIOKafkaTP(tp.topic, tp.partition), expected)
+        return True
 
     async def _log_ends(self, topics: Collection[str], partitions: set[int]) -> dict[TP, int]:
         """The log end of every batch-routed topic's `partitions`, asked of the broker after
@@ -178,10 +267,11 @@ class BatchConsumer(KafkaConsumer):
             return {}
         return {TP(tp.topic, tp.partition): end for tp, end in ends.items() if end is not None}
 
-    async def _note_gaps(self, tp: TP, last: int | None, recs: list[Any]) -> None:
-        """Offsets with no record (compacted away, transaction markers) count as acked, as
-        Faust's own drain loop makes them, or commits would stop at the first."""
-        previous = last
+    async def _note_gaps(self, tp: TP, first: int, recs: list[Any]) -> None:
+        """Offsets with no record within one fetch (compacted away, transaction markers)
+        count as acked, as Faust's own drain loop makes them, or commits would stop at the
+        first."""
+        previous: int | None = first
         for r in recs:
             if previous is not None and r.offset - previous > 1:
                 await self._add_gap(tp, previous + 1, r.offset - 1)
@@ -243,6 +333,36 @@ def committed_offset(consumer: Any, tp: TP) -> int | None:
 def fetch_position(consumer: Any, tp: TP) -> int | None:
     """How far Faust's consumer has read `tp`: changes while records come."""
     return consumer._read_offset.get(tp)  # type: ignore[no-any-return]
+
+
+def fetch_state(consumer: Any, tp: TP) -> str:
+    """How the consumer stands with `tp`, in words (for a log line when its records do not
+    come): aiokafka's view (assigned, paused, position, awaiting a reset) and Faust's
+    (active, paused, read offset, whether this generation's seek is done)."""
+    parts = []
+    try:
+        inner = consumer._thread._ensure_consumer()
+        assignment = inner._subscription.subscription.assignment if inner._subscription.subscription else None
+        state = assignment.state_value(AIOKafkaTP(tp.topic, tp.partition)) if assignment else None
+        if state is None:
+            parts.append("not assigned in aiokafka")
+        else:
+            parts.append("aiokafka: " + ", ".join((
+                "paused" if state.paused else "fetching",
+                f"position {state.position}" if state.has_valid_position else "no position",
+            ) + (("awaiting reset",) if state.awaiting_reset else ())))
+    except Exception as exc:  # stopping, or aiokafka changed: say so, never fail the caller
+        parts.append(f"aiokafka state unknown ({exc!r})")
+    active = consumer._active_partitions
+    parts.append("faust: " + ", ".join((
+        "active" if active is None or tp in active else "not active",
+        "paused" if tp in consumer._paused_partitions else "not paused",
+        f"read {consumer._read_offset.get(tp)}",
+        f"expected {getattr(consumer, '_expected', {}).get(tp)}",
+        "sought" if getattr(consumer, "_sought_generation", None) == consumer.app.consumer_generation_id
+        else "not sought",
+    )))
+    return "; ".join(parts)
 
 
 def use_fetch_max_wait(ms: int) -> None:

@@ -16,6 +16,7 @@ effect there at most, which the core's idempotent updates absorb.
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any, Callable, Iterator, MutableMapping
 
 from faust.serializers import codecs
@@ -36,6 +37,74 @@ from tables.codecs import register_codecs
 from tables.engine import Stores
 
 Produce = Callable[..., None]  # confluent_kafka.Producer.produce
+log = logging.getLogger("warden")
+EPOCH_HEADER = "warden-epoch"
+
+
+class EpochFence:
+    """Keeps a paused worker's late changelog writes out of the tables.
+
+    A worker frozen past its group session (SIGSTOP, a stalled VM) loses its partitions;
+    their new owner restores the tables from the changelogs and goes on. When the old
+    worker wakes, what it had already handed to its producer (librdkafka sends it at once,
+    from its own thread) still reaches the changelogs, after the new owner's writes: state
+    older than theirs, which the next restore would take as the newest. Without
+    transactions nothing on the broker refuses those writes, so the readers do: every
+    changelog record carries its writer's epoch (the group generation it was written in,
+    or one more than any epoch its writer had read on that partition, whichever is
+    higher), and a record with an epoch lower than one already read on its changelog
+    partition is a late write of an earlier owner, and is skipped.
+
+    A partition re-read from an earlier offset (a restore from the start) is judged
+    afresh. A persistent store restarted from the offset it holds knows no epoch before
+    it, so a late write just after that offset is not caught there."""
+
+    def __init__(self) -> None:
+        self.top: dict[TP, int] = {}  # changelog partition -> highest epoch read
+        self.read_to: dict[TP, int] = {}  # changelog partition -> last offset judged
+        self.skipped = 0
+
+    def epoch(self, partition: int, generation: int) -> int:
+        """The epoch this worker writes `partition`'s changelogs with now."""
+        seen = max((e for tp, e in self.top.items() if tp.partition == partition), default=-1)
+        return generation if generation > seen else seen + 1
+
+    def admit(self, tp: TP, records: list[Any]) -> list[Any]:
+        """The records of `records` (one changelog partition, in offset order) to apply."""
+        if records[0].offset <= self.read_to.get(tp, -1):
+            self.top.pop(tp, None)  # read again from earlier: judged afresh
+        self.read_to[tp] = records[-1].offset
+        top = self.top.get(tp, -1)
+        kept = []
+        skipped = 0
+        for r in records:
+            epoch = epoch_of(r)
+            if epoch is None or epoch >= top:
+                kept.append(r)
+                if epoch is not None:
+                    top = epoch
+            else:
+                skipped += 1
+        self.top[tp] = top
+        if skipped:
+            self.skipped += skipped
+            log.warning("%s[%d]: skipped %d records written after epoch %d by an earlier owner of the "
+                        "partition (a paused worker's late writes)", tp.topic, tp.partition, skipped, top)
+        return kept
+
+    def clear(self) -> None:
+        self.top.clear()
+        self.read_to.clear()
+
+
+def epoch_of(record: Any) -> int | None:
+    for key, value in record.headers or ():
+        if key == EPOCH_HEADER:
+            try:
+                return int(value)
+            except ValueError:
+                return None
+    return None
 
 
 class _PartitionEvent:
@@ -155,6 +224,11 @@ class Changelogs:
         self._persist: dict[tuple[int, int], int] = {}  # (store index, partition) -> offset
         self.produced = 0
         self.write_batch: Callable[[], Any] = _write_batch  # a persistent store's write batch
+        self.fence = EpochFence()
+
+    def apply(self, app: Any, tp: TP, records: list[Any]) -> bool:
+        """`apply_changelog`, through this worker's epoch fence."""
+        return apply_changelog(app, tp, records, self.fence)
 
     def at(self, partition: int) -> None:
         """The partition whose record is handled now: its writes go to that changelog
@@ -176,6 +250,7 @@ class Changelogs:
         The next assignment restores them from the changelogs (a memory store reads them
         whole again; a persistent one from the offset it has, then into a new cache)."""
         dropped = self.pending()
+        self.fence.clear()
         for store in self.stores:
             store.dirty.clear()  # the same dict stays shared with the store's DirtyDict
             data = store.table.data
@@ -186,29 +261,34 @@ class Changelogs:
                 dict.clear(store.cache)
         return dropped
 
-    def produce_pending(self, produce: Produce) -> list[tuple[Any, ...]]:
+    def produce_pending(self, produce: Produce, generation: int = 0) -> list[tuple[Any, ...]]:
         """Hand every changed key's newest value to `produce`, except the last one of each
         changelog partition, which is returned: produce those once the rest is on the
         broker. So every flush ends each partition with a batch of one record, and the
         high watermark is right even on a broker that reports it as the last batch's base
         offset + 1 (Tansu does): recovery reads a changelog up to its high watermark."""
         held: list[tuple[Any, ...]] = []
-        for _ in self._produce_steps(produce, held, 1 << 62):
+        for _ in self._produce_steps(produce, held, 1 << 62, generation):
             pass
         return held
 
-    async def produce_pending_sliced(self, produce: Produce, step: int = 1024) -> list[tuple[Any, ...]]:
+    async def produce_pending_sliced(self, produce: Produce, generation: int = 0,
+                                     step: int = 1024) -> list[tuple[Any, ...]]:
         """`produce_pending`, giving the event loop a turn after every `step` records: a
         busy worker's second of changes takes tens of ms to encode, and the records
         arriving meanwhile should not wait for all of it. What they change is noted for
         the next flush (the changed keys were taken before the first record)."""
         held: list[tuple[Any, ...]] = []
-        for _ in self._produce_steps(produce, held, step):
+        for _ in self._produce_steps(produce, held, step, generation):
             await asyncio.sleep(0)
         return held
 
-    def _produce_steps(self, produce: Produce, held: list[tuple[Any, ...]], step: int) -> Iterator[None]:
+    def _produce_steps(self, produce: Produce, held: list[tuple[Any, ...]], step: int,
+                       generation: int) -> Iterator[None]:
+        """Each record carries its writer's epoch (EpochFence), of the `generation` the
+        changes were taken in."""
         taken = [(index, store, store.dirty.copy()) for index, store in enumerate(self.stores) if store.dirty]
+        headers: dict[int, list[tuple[str, bytes]]] = {}  # partition -> its records' headers
         for _, store, _ in taken:
             store.dirty.clear()  # the same dict stays shared with the store's DirtyDict
         done = 0
@@ -224,6 +304,10 @@ class Changelogs:
             writes: dict[int, Any] = {}  # a persistent store's write batch per partition
             for changed, value in dirty.items():
                 partition, key = changed
+                header = headers.get(partition)
+                if header is None:
+                    epoch = self.fence.epoch(partition, generation)
+                    header = headers[partition] = [(EPOCH_HEADER, str(epoch).encode())]
                 raw = None if value is None else dump_value(value)
                 raw_key = dump_key(key)
                 delivered = None
@@ -237,9 +321,9 @@ class Changelogs:
                     else:
                         batch.put(raw_key, raw)
                 if last[partition] == changed:
-                    held.append((topic, raw, raw_key, partition, delivered))
+                    held.append((topic, raw, raw_key, partition, delivered, header))
                 else:
-                    produce(topic, raw, raw_key, partition=partition, on_delivery=delivered)
+                    produce(topic, raw, raw_key, partition=partition, headers=header, on_delivery=delivered)
                 done += 1
                 if done % step == 0:
                     yield
@@ -248,8 +332,8 @@ class Changelogs:
             self.produced += len(dirty)
 
     def produce_last(self, produce: Produce, held: list[tuple[Any, ...]]) -> None:
-        for topic, value, key, partition, on_delivery in held:
-            produce(topic, value, key, partition=partition, on_delivery=on_delivery)
+        for topic, value, key, partition, on_delivery, headers in held:
+            produce(topic, value, key, partition=partition, headers=headers, on_delivery=on_delivery)
 
     def _delivered(self, index: int, partition: int) -> Callable[[Any, Any], None]:
         def delivered(err: Any, msg: Any) -> None:
@@ -293,12 +377,13 @@ class _Change:
         self.message, self.key, self.value = message, key, value
 
 
-def apply_changelog(app: Any, tp: TP, records: list[Any]) -> bool:
+def apply_changelog(app: Any, tp: TP, records: list[Any], fence: EpochFence | None = None) -> bool:
     """Apply a fetch's records of a table's changelog partition to the table in one go, as
     Faust's recovery would one record at a time (an Event, a queue and a task each: 120 µs
     a record, a minute to restore 300,000 events' tables). Keeps the recovery's offsets
-    and ends the recovery when it is complete. False: not a changelog partition being
-    recovered or followed (standby) here; Faust's own path takes it."""
+    and ends the recovery when it is complete. A `fence` keeps out late writes of an
+    earlier owner (EpochFence). False: not a changelog partition being recovered or
+    followed (standby) here; Faust's own path takes it."""
     recovery = app.tables.recovery
     table = recovery.tp_to_table.get(tp)
     if table is None:
@@ -314,6 +399,9 @@ def apply_changelog(app: Any, tp: TP, records: list[Any]) -> bool:
         records = [r for r in records if r.offset > seen]
         if not records:
             return True
+    last = records[-1].offset
+    if fence is not None:
+        records = fence.admit(tp, records)
     load_key, load_value = codec_loads(table.key_serializer), codec_loads(table.value_serializer)
     buffered = recovery.buffers.get(table)
     if buffered:  # what Faust's path buffered for this table comes first
@@ -335,7 +423,7 @@ def apply_changelog(app: Any, tp: TP, records: list[Any]) -> bool:
                 key_partition[key] = partition
     else:  # a persistent store writes the raw bytes
         table.apply_changelog_batch([_Change(_Message(tp, r), None, None) for r in records])
-    offsets[tp] = records[-1].offset
+    offsets[tp] = last
     if recovery.in_recovery and not recovery.need_recovery():
         end_recovery(recovery)
     return True

@@ -9,7 +9,7 @@ from faust.types import TP
 
 from streams.faust_internals import Acks
 from tables.codecs import register_codecs
-from streams.table_stores import Changelogs, ChangelogStore
+from streams.table_stores import EPOCH_HEADER, Changelogs, ChangelogStore, EpochFence
 
 
 class FakeBatch:
@@ -68,10 +68,13 @@ class Sent:
     def __init__(self) -> None:
         self.records: list[tuple[str, Any, bytes, int]] = []
         self.callbacks: list[Any] = []
+        self.headers: list[Any] = []
 
-    def __call__(self, topic: str, value: bytes | None, key: bytes, partition: int, on_delivery: Any = None) -> None:
+    def __call__(self, topic: str, value: bytes | None, key: bytes, partition: int, on_delivery: Any = None,
+                 headers: Any = None) -> None:
         self.records.append((topic, None if value is None else json.loads(value), key, partition))
         self.callbacks.append(on_delivery)
+        self.headers.append(headers)
 
 
 def stores() -> tuple[Changelogs, ChangelogStore, ChangelogStore]:
@@ -252,3 +255,47 @@ def test_sliced_production_gives_the_loop_turns_and_leaves_later_changes_to_the_
     logs.produce_last(again, logs.produce_pending(again))
     assert sorted(r[2] for r in again.records) == [b"k0", b"new"]
     assert ("a-changelog", ["changed after it was produced"], b"k0", 0) in again.records
+
+
+class Rec:
+    def __init__(self, offset: int, epoch: int | None) -> None:
+        self.offset = offset
+        self.headers = [] if epoch is None else [(EPOCH_HEADER, str(epoch).encode())]
+
+
+def test_every_changelog_record_carries_its_writers_epoch() -> None:
+    logs, a, b = stores()
+    logs.at(1)
+    a["k"] = [1]
+    a["j"] = [2]
+    logs.at(2)
+    b["k"] = [3]
+    sent = Sent()
+    logs.produce_last(sent, logs.produce_pending(sent, generation=7))
+    assert sent.headers == [[(EPOCH_HEADER, b"7")]] * 3
+    # a partition whose changelog already holds a higher epoch (the group's generations
+    # started again) is written above it
+    logs.fence.admit(TP("a-changelog", 2), [Rec(0, 12)])
+    b["k"] = [4]
+    logs.at(1)
+    a["k"] = [5]
+    sent = Sent()
+    logs.produce_last(sent, logs.produce_pending(sent, generation=8))
+    epochs = {(r[0], r[3]): h[0][1] for r, h in zip(sent.records, sent.headers)}
+    assert epochs == {("b-changelog", 2): b"13", ("a-changelog", 1): b"8"}
+
+
+def test_the_fence_skips_an_earlier_owners_writes_after_a_later_owners() -> None:
+    fence = EpochFence()
+    tp = TP("sellers-changelog", 3)
+    # owner of generation 1, then a new owner (3), then the paused first owner's late writes
+    records = [Rec(0, 1), Rec(1, 1), Rec(2, 3), Rec(3, 1), Rec(4, 3), Rec(5, None)]
+    assert [r.offset for r in fence.admit(tp, records[:3])] == [0, 1, 2]
+    assert [r.offset for r in fence.admit(tp, records[3:])] == [4, 5]
+    assert fence.skipped == 1
+    # late writes that came before the new owner's first write are its own starting state: kept
+    assert [r.offset for r in EpochFence().admit(tp, [Rec(0, 1), Rec(1, 1), Rec(2, 3)])] == [0, 1, 2]
+    # read again from the start (a restore from scratch): judged afresh, not against epoch 3
+    assert [r.offset for r in fence.admit(tp, records)] == [0, 1, 2, 4, 5]
+    # other partitions are judged on their own
+    assert [r.offset for r in fence.admit(TP("sellers-changelog", 0), [Rec(0, 1)])] == [0]

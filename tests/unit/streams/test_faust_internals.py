@@ -38,6 +38,9 @@ METHODS = [  # (owner, name, parameter names)
     (faust_aiokafka.AIOKafkaConsumerThread, "seek_to_committed", ["self"]),
     (faust_aiokafka.AIOKafkaConsumerThread, "seek_to_beginning", ["self", "partitions"]),
     (faust_aiokafka.AIOKafkaConsumerThread, "call_thread", ["self", "fun", "args", "kwargs"]),
+    (faust_aiokafka.AIOKafkaConsumerThread, "seek", ["self", "partition", "offset"]),
+    (faust_aiokafka.AIOKafkaConsumerThread, "earliest_offsets", ["self", "partitions"]),
+    (faust_consumer.Consumer, "assignment", ["self"]),
     (faust_aiokafka.Producer, "flush", ["self"]),
     (App, "_new_transport", ["self"]),
     (TableManager, "_update_channels", ["self"]),
@@ -54,9 +57,10 @@ METHODS = [  # (owner, name, parameter names)
 
 ATTRIBUTES = [  # (owner, where they are set, names)
     (faust_consumer.Consumer, "__init__", ["_committed_offset", "_read_offset", "_acked", "_acked_index",
-                                            "_n_acked", "_gap", "_buffered_partitions", "_commit_every"]),
+                                            "_n_acked", "_gap", "_buffered_partitions", "_commit_every",
+                                            "_active_partitions", "_paused_partitions"]),
     (faust_consumer.ThreadDelegateConsumer, "__init__", ["_thread"]),
-    (aiokafka.AIOKafkaConsumer, "__init__", ["_coordinator"]),
+    (aiokafka.AIOKafkaConsumer, "__init__", ["_coordinator", "_subscription"]),
     (MemoryStore, "__post_init__", ["_key_partition"]),
     (RocksDBStore, "__init__", ["_dbs"]),
     (GroupCoordinator, "__init__", ["member_id", "generation", "group_id"]),
@@ -89,3 +93,12 @@ def test_the_module_level_names_relied_on() -> None:
     codec = codecs.get_codec("json")
     assert hasattr(codec, "_loads") and hasattr(codec, "nodes")
     assert HeartbeatRequest("group", 1, "member") is not None  # (group_id, generation, member_id)
+
+
+def test_aiokafkas_partition_state_reads_relied_on() -> None:
+    from aiokafka.consumer.subscription_state import Assignment, SubscriptionState, TopicPartitionState
+
+    assert isinstance(SubscriptionState.__dict__.get("subscription"), property)
+    assert hasattr(Assignment, "state_value")
+    for name in ("position", "paused", "has_valid_position", "awaiting_reset"):
+        assert isinstance(TopicPartitionState.__dict__.get(name), property), name
