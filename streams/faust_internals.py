@@ -172,7 +172,7 @@ class BatchConsumer(KafkaConsumer):
                         self._reread[tp] = expected
                         log.info("%s[%d]: fetch began at %d, %d expected: reading from %d again",
                                  tp.topic, tp.partition, recs[0].offset, expected, expected)
-                        self._thread.seek(AIOKafkaTP(tp.topic, tp.partition), expected)
+                        await self._seek_in_thread({tp: expected})
                     return []
                 await self._add_gap(tp, expected, recs[0].offset - 1)  # the broker holds none between
         self._reread.pop(tp, None)
@@ -219,13 +219,26 @@ class BatchConsumer(KafkaConsumer):
                 expected[TP(tp.topic, tp.partition)] = start if isinstance(start, int) else None
         if self.app.consumer_generation_id != generation:
             return committed  # a newer rebalance began: its own seek follows
-        for tp, offset in expected.items():
-            if offset is not None:
-                self._thread.seek(AIOKafkaTP(tp.topic, tp.partition), offset)
         self._expected = expected
         self._reread = {}
         self._sought_generation = generation
+        await self._seek_in_thread({tp: offset for tp, offset in expected.items() if offset is not None})
         return committed
+
+    async def _seek_in_thread(self, offsets: Mapping[TP, int]) -> None:
+        """Seek partitions in the consumer's thread, where aiokafka's fetcher runs (a seek
+        from this thread can delete a partition's fetched records while that thread reads
+        them: a KeyError that crashes the fetcher). A partition no longer assigned is left."""
+        consumer = self._thread._ensure_consumer()
+
+        def seek() -> None:
+            for tp, offset in offsets.items():
+                try:
+                    consumer.seek(AIOKafkaTP(tp.topic, tp.partition), offset)
+                except Exception as exc:  # revoked meanwhile: its next owner seeks it
+                    log.info("%s[%d] not sought to %d: %r", tp.topic, tp.partition, offset, exc)
+
+        await self._thread.call_thread(seek)
 
     def reread_if_skipped(self, tp: TP) -> bool:
         """Seek `tp` back to the offset expected next if aiokafka has fetched past it with
@@ -246,7 +259,7 @@ class BatchConsumer(KafkaConsumer):
         self._reread[tp] = expected
         log.warning("%s[%d]: fetched up to %d with nothing delivered from %d: reading from %d again",
                     tp.topic, tp.partition, position, expected, expected)
-        self._thread.seek(AIOKafkaTP(tp.topic, tp.partition), expected)
+        asyncio.ensure_future(self._seek_in_thread({tp: expected}))
         return True
 
     async def _log_ends(self, topics: Collection[str], partitions: set[int]) -> dict[TP, int]:

@@ -16,11 +16,24 @@ TOPIC = "marketplace.orders"
 
 
 class Thread:
+    """The consumer's thread: seeks are made in it (call_thread), never from the loop's."""
+
     def __init__(self) -> None:
         self.seeks: list[tuple[str, int, int]] = []
+        self.in_thread = False
 
-    def seek(self, tp: Any, offset: int) -> None:
-        self.seeks.append((tp.topic, tp.partition, offset))
+    def _ensure_consumer(self) -> Any:
+        def seek(tp: Any, offset: int) -> None:
+            assert self.in_thread, "a seek from outside the consumer's thread"
+            self.seeks.append((tp.topic, tp.partition, offset))
+        return SimpleNamespace(seek=seek)
+
+    async def call_thread(self, fun: Any, *args: Any) -> Any:
+        self.in_thread = True
+        try:
+            return fun(*args)
+        finally:
+            self.in_thread = False
 
 
 def consumer(expected: dict[TP, int | None]) -> Any:
