@@ -1,4 +1,6 @@
-"""The live wiring: the decision core over Faust tables, the pipeline, the Redis view."""
+"""The parts of a live worker around the decision core: the checkpoint before every
+commit, the watch of the loop, the Redis view, the input positions the merge asks about.
+Each is a class built by agents.worker.build_worker; nothing is made at import."""
 
 from __future__ import annotations
 
@@ -13,93 +15,71 @@ from typing import Any, Callable, Mapping
 import redis.asyncio as aioredis
 from faust.types import TP
 
-from agents.outputs import BrokerProbe, OutputProducer
-from agents.pipeline import Outgoing, Pipeline
-from rules.policy import load_policy
+from agents.outputs import OutputProducer
+from agents.pipeline import Pipeline
 from schemas import compact_json
 from schemas.codec import Codec
-from streams import topics as T
-from streams.app import app, settings
 from streams.faust_internals import (
     committed_offset,
     fetch_position,
     fetch_state,
     membership_lost,
     recover_from_the_start,
-    route_changelogs,
 )
 from streams.observability import VIEW_WRITE_FAILURES
-from streams.table_stores import declare_tables
-from tables.engine import Engine
+from streams.table_stores import Changelogs
 
 log = logging.getLogger("warden")
-
-policy = load_policy(settings.policy_path)
-stores, changelogs = declare_tables(app, settings.partitions)
-route_changelogs(app, changelogs.apply)  # table recovery in bulk, through the epoch fence
-codec = Codec(settings.schema_registry_url)
 
 
 def wall_clock_ms() -> int:
     return int(time.time() * 1000)
 
 
-engine = Engine(
-    policy,
-    stores,
-    clock=settings.clock,
-    wall_clock=wall_clock_ms,
-    timezone=settings.timezone,
-)
-# The log end of each input (topic, partition) of this worker, as the broker answered it
-# after the latest fetch of that partition (streams.faust_internals: ListOffsets).
-log_ends: dict[TP, int] = {}
+class InputReading:
+    """How far the broker holds each input (topic, partition) of this worker, and how far it
+    was read: what the timestamp merge and the wall clock's guard ask."""
 
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        # The log end of each input (topic, partition), as the broker answered it after
+        # the latest fetch of that partition (streams.faust_internals: ListOffsets).
+        self.log_ends: dict[TP, int] = {}
+        self.pipeline: Pipeline | None = None
 
-def has_unread(topic: str, partition: int, last_offset: int | None) -> bool:
-    """Whether the broker holds records of (topic, partition) past `last_offset` (the last
-    one received or handled; None: nothing yet since the partition was assigned)."""
-    tp = TP(topic, partition)
-    end = log_ends.get(tp)
-    if end is None:
-        return True  # not known yet: wait (for the next fetch's answer)
-    if last_offset is not None:
-        return last_offset + 1 < end
-    # Nothing handed to us yet: compare with where the partition started, its committed
-    # offset (next to read; Faust keeps it there until we ack from it).
-    start = committed_offset(app.consumer, tp)
-    return (start or 0) < end
+    def has_unread(self, topic: str, partition: int, last_offset: int | None) -> bool:
+        """Whether the broker holds records of (topic, partition) past `last_offset` (the last
+        one received or handled; None: nothing yet since the partition was assigned)."""
+        tp = TP(topic, partition)
+        end = self.log_ends.get(tp)
+        if end is None:
+            return True  # not known yet: wait (for the next fetch's answer)
+        if last_offset is not None:
+            return last_offset + 1 < end
+        # Nothing handed to us yet: compare with where the partition started, its committed
+        # offset (next to read; Faust keeps it there until we ack from it).
+        start = committed_offset(self.app.consumer, tp)
+        return (start or 0) < end
 
+    def fetched(self, topic: str, partition: int) -> int | None:
+        """How far the consumer has fetched (topic, partition): changes while records come."""
+        return fetch_position(self.app.consumer, TP(topic, partition))
 
-def fetched(topic: str, partition: int) -> int | None:
-    """How far the consumer has fetched (topic, partition): changes while records come."""
-    return fetch_position(app.consumer, TP(topic, partition))
+    def stalled(self, topic: str, partition: int) -> str:
+        """The merge has waited for (topic, partition) with no fetch progress: if the consumer
+        fetched past records it never delivered, read them again; say how it stands."""
+        tp = TP(topic, partition)
+        consumer = self.app.consumer
+        reread = getattr(consumer, "reread_if_skipped", None)
+        state = fetch_state(consumer, tp)
+        return f"{state}; read again" if reread is not None and reread(tp) else state
 
-
-def fetch_stalled(topic: str, partition: int) -> str:
-    """The merge has waited for (topic, partition) with no fetch progress: if the consumer
-    fetched past records it never delivered, read them again; say how it stands."""
-    tp = TP(topic, partition)
-    consumer = app.consumer
-    reread = getattr(consumer, "reread_if_skipped", None)
-    state = fetch_state(consumer, tp)
-    return f"{state}; read again" if reread is not None and reread(tp) else state
-
-
-def unread(partition: int) -> tuple[str, ...]:
-    """The input topics whose partition `partition` has records not handled yet."""
-    positions = pipeline.positions
-    return tuple(t for t in pipeline.guarded if has_unread(t, partition, positions.get((t, partition))))
-
-
-pipeline = Pipeline(
-    engine, codec, settings.partitions, settings.topic_prefix,
-    max_future_ms=int(settings.max_future_skew_s * 1000), wall_clock=wall_clock_ms,
-    # stream time needs no guard: the merge (agents.merge) already orders the partition's
-    # records by time; the wall clock does, or a backlog would be judged at today's time
-    unread=unread if settings.clock == "wall" else None,
-)
-engine.partition_of = pipeline.partition_of
+    def unread(self, partition: int) -> tuple[str, ...]:
+        """The input topics whose partition `partition` has records not handled yet."""
+        assert self.pipeline is not None
+        positions = self.pipeline.positions
+        return tuple(t for t in self.pipeline.guarded
+                     if self.has_unread(t, partition, positions.get((t, partition))))
 
 
 def stop_on_delivery_failure(line: str) -> None:
@@ -108,14 +88,6 @@ def stop_on_delivery_failure(line: str) -> None:
     make every later commit wait for what can no longer arrive."""
     log.critical("%s; stopping: a restart publishes it again from the last commit", line)
     asyncio.get_event_loop().call_soon(os._exit, 70)
-
-
-outputs = OutputProducer(settings.kafka_bootstrap_servers, on_failure=stop_on_delivery_failure,
-                         topic_prefix=settings.topic_prefix)
-# A persistent store (RocksDB) is told the changelog offsets it holds, from delivery reports.
-changelog_out = OutputProducer(settings.kafka_bootstrap_servers, reports=settings.store == "rocksdb",
-                               name="changelogs", on_failure=stop_on_delivery_failure)
-broker = BrokerProbe(outputs, settings.topic(T.ENFORCEMENTS))
 
 
 class Checkpoint:
@@ -132,16 +104,24 @@ class Checkpoint:
     have moved, and their new owner restored them and replays what came after the last
     commit) writes nothing: its changes would put older state behind the new owner's."""
 
-    def __init__(self) -> None:
+    def __init__(self, app: Any, changelogs: Changelogs, outputs: OutputProducer,
+                 changelog_out: OutputProducer, loop_watch: LoopWatch) -> None:
+        self.app = app
+        self.changelogs = changelogs
+        self.outputs = outputs
+        self.changelog_out = changelog_out
+        self.loop_watch = loop_watch
+        self.freezer = Freezer()
         self.lock = asyncio.Lock()
         # the generation in which this worker found its membership lost: nothing of it is
         # processed (its records are left unacknowledged) until the next assignment
         self.fenced_generation: int | None = None
 
     async def __call__(self) -> None:
+        app, changelogs, changelog_out = self.app, self.changelogs, self.changelog_out
         async with self.lock:
             generation = app.consumer_generation_id  # the epoch its changelog writes carry
-            if changelogs.pending() and loop_watch.paused_recently():
+            if changelogs.pending() and self.loop_watch.paused_recently():
                 # the process was frozen longer than its session: give the coordinator's
                 # heartbeat (every 0.5 s, in the consumer's thread) time to find out
                 await asyncio.sleep(2.0)
@@ -153,12 +133,12 @@ class Checkpoint:
                             "table changes dropped, their partitions' new owner makes them again", dropped)
                 return
             held = await changelogs.produce_pending_sliced(changelog_out.produce, generation)
-            await asyncio.gather(outputs.flush(), changelog_out.flush())
+            await asyncio.gather(self.outputs.flush(), changelog_out.flush())
             if held:
                 changelogs.produce_last(changelog_out.produce, held)
                 await changelog_out.flush()
             changelogs.persist_offsets()
-            freeze_survivors()
+            self.freezer.freeze_survivors()
 
 
 class LoopWatch:
@@ -192,35 +172,28 @@ class LoopWatch:
             self.last = now
 
 
-loop_watch = LoopWatch(app.conf.broker_session_timeout)
-checkpoint = Checkpoint()
-app.checkpoint = checkpoint  # type: ignore[attr-defined]
-
-
 FULL_SWEEP_S = 600.0  # seconds between full collections of everything frozen
-_last_sweep = [time.monotonic()]
 
 
-def freeze_survivors() -> None:
-    """Move every object alive now out of the cyclic collector's reach (`gc.freeze`), once
-    a commit: the tables' state is long-lived and acyclic, and a collection of the older
-    generations would otherwise scan all of it again (at 20,000 events a second, 0.17 s of
-    the loop blocked every few seconds, growing with the state). The collector then looks
-    only at what was made since the last commit. Cyclic garbage made of objects that were
-    alive at a freeze waits for the full sweep, every FULL_SWEEP_S."""
-    now = time.monotonic()
-    if now - _last_sweep[0] >= FULL_SWEEP_S:
-        _last_sweep[0] = now
-        gc.unfreeze()
-        started = time.perf_counter()
-        found = gc.collect()
-        log.info("full collection: %d unreachable objects in %.0f ms", found, (time.perf_counter() - started) * 1000)
-    gc.freeze()
+class Freezer:
+    def __init__(self) -> None:
+        self.last_sweep = time.monotonic()
 
-
-def publish(out: Outgoing) -> None:
-    """Hand one output to the producer (flushed before every offset commit)."""
-    outputs.send(out)
+    def freeze_survivors(self) -> None:
+        """Move every object alive now out of the cyclic collector's reach (`gc.freeze`), once
+        a commit: the tables' state is long-lived and acyclic, and a collection of the older
+        generations would otherwise scan all of it again (at 20,000 events a second, 0.17 s of
+        the loop blocked every few seconds, growing with the state). The collector then looks
+        only at what was made since the last commit. Cyclic garbage made of objects that were
+        alive at a freeze waits for the full sweep, every FULL_SWEEP_S."""
+        now = time.monotonic()
+        if now - self.last_sweep >= FULL_SWEEP_S:
+            self.last_sweep = now
+            gc.unfreeze()
+            started = time.perf_counter()
+            found = gc.collect()
+            log.info("full collection: %d unreachable objects in %.0f ms", found, (time.perf_counter() - started) * 1000)
+        gc.freeze()
 
 
 # One call writes a flush's sellers' views: a pipeline of an HSET per seller costs the
@@ -243,7 +216,11 @@ class RedisView:
     `evidence`, JSON metric -> order ids read when the view is written. The API decodes
     it when asked. Only a seller's latest record of each flush is written."""
 
-    def __init__(self, url: str, prefix: str) -> None:
+    def __init__(self, url: str, prefix: str, codec: Codec, app: Any, loop_watch: LoopWatch) -> None:
+        self.url = url
+        self.codec = codec
+        self.app = app
+        self.loop_watch = loop_watch
         self.client = aioredis.from_url(url)
         self.prefix = f"{prefix}warden"
         self.write_views = self.client.register_script(WRITE_VIEWS)
@@ -279,7 +256,7 @@ class RedisView:
         self._identity_checked = now
         run_id = (await self.client.info("server")).get("run_id")
         if self.run_id is not None and run_id != self.run_id and self.resync is not None:
-            log.warning("Redis at %s restarted: writing every view again", settings.redis_url)
+            log.warning("Redis at %s restarted: writing every view again", self.url)
             self.resync()
         self.run_id = run_id
 
@@ -326,7 +303,7 @@ class RedisView:
     def _unavailable(self, exc: Exception) -> None:
         VIEW_WRITE_FAILURES.inc()
         if not self._warned:
-            log.warning("Redis at %s unavailable (%s); views will catch up", settings.redis_url, exc)
+            log.warning("Redis at %s unavailable (%s); views will catch up", self.url, exc)
             self._warned = True
 
     async def metrics(self, seller_id: str) -> dict[str, Any] | None:
@@ -334,34 +311,19 @@ class RedisView:
         stored = await self.client.hgetall(self.metrics_key(seller_id))
         if not stored or b"record" not in stored:
             return None
-        _, record = codec.decode(stored[b"record"])
+        _, record = self.codec.decode(stored[b"record"])
         record["evidence_order_ids"] = json.loads(stored.get(b"evidence", b"{}"))
         return record
 
     async def run(self, stopping: asyncio.Event | None = None) -> None:
         while True:
             await asyncio.sleep(0.1)
-            if (self.pending or self.pending_actions) and loop_watch.paused_recently():
+            if (self.pending or self.pending_actions) and self.loop_watch.paused_recently():
                 # frozen past the session: these sellers may have a new owner by now, whose
                 # views are newer than ours; wait for the heartbeat to tell (as the checkpoint)
                 await asyncio.sleep(2.0)
-                if membership_lost(app.consumer):
+                if membership_lost(self.app.consumer):
                     self.pending.clear()
                     self.pending_actions.clear()
                     continue
             await self.flush()
-
-
-view = RedisView(settings.redis_url, settings.topic_prefix)
-
-
-def resync_views() -> None:
-    """Stage every view of this worker's sellers again, from the tables."""
-    ticks = settings.topic(T.TICKS)
-    owned = {tp.partition for tp in app.assignor.assigned_actives() if tp.topic == ticks}
-    outcome = pipeline.views_of(engine.current_state(owned))
-    view.stage(outcome.views)
-    view.stage_actions(outcome.actions)
-
-
-view.resync = resync_views

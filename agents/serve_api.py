@@ -7,12 +7,12 @@ from typing import Any
 
 from faust.web import Request, Response, View
 
-from agents.runtime import broker, view
-from streams.app import app
+from agents.outputs import BrokerProbe
+from agents.runtime import RedisView
 from streams.observability import exposition
 
 
-def waiting_for() -> list[str]:
+def waiting_for(app: Any, broker: BrokerProbe) -> list[str]:
     """What keeps the worker from being ready: empty when it is started, not rebalancing,
     its tables recovered and the brokers answering. A member given no partitions (the group
     has more workers than Faust's assignor spreads them over) is ready: it has nothing to do."""
@@ -28,42 +28,37 @@ def waiting_for() -> list[str]:
     return [name for name, ok in checks if not ok]
 
 
-def consuming() -> bool:
-    return not waiting_for()
+def register_pages(app: Any, view: RedisView, broker: BrokerProbe) -> None:
+    """The worker's pages on its Faust web server."""
 
+    @app.page("/healthz")
+    class Health(View):
+        async def get(self, request: Request) -> Response:
+            waiting = waiting_for(app, broker)
+            if waiting:
+                return self.json({"status": "starting", "waiting_for": waiting}, status=503)
+            return self.json({"status": "ok"})
 
-@app.page("/healthz")
-class Health(View):
-    async def get(self, request: Request) -> Response:
-        waiting = waiting_for()
-        if waiting:
-            return self.json({"status": "starting", "waiting_for": waiting}, status=503)
-        return self.json({"status": "ok"})
+    @app.page("/metrics")
+    class Metrics(View):
+        async def get(self, request: Request) -> Response:
+            return self.bytes(exposition(), content_type="text/plain; version=0.0.4")
 
+    def not_found(page: View, seller_id: str, what: str) -> Response:
+        return page.json({"error": f"no {what} for seller {seller_id!r}"}, status=404)
 
-@app.page("/metrics")
-class Metrics(View):
-    async def get(self, request: Request) -> Response:
-        return self.bytes(exposition(), content_type="text/plain; version=0.0.4")
+    @app.page("/api/sellers/{seller_id}/metrics")
+    class SellerMetricsView(View):
+        async def get(self, request: Request, seller_id: str) -> Response:
+            record = await view.metrics(seller_id)
+            if record is None:
+                return not_found(self, seller_id, "metrics")
+            return self.json(record)
 
-
-def _not_found(self: View, seller_id: str, what: str) -> Response:
-    return self.json({"error": f"no {what} for seller {seller_id!r}"}, status=404)
-
-
-@app.page("/api/sellers/{seller_id}/metrics")
-class SellerMetricsView(View):
-    async def get(self, request: Request, seller_id: str) -> Response:
-        record = await view.metrics(seller_id)
-        if record is None:
-            return _not_found(self, seller_id, "metrics")
-        return self.json(record)
-
-
-@app.page("/api/sellers/{seller_id}/actions")
-class SellerActionsView(View):
-    async def get(self, request: Request, seller_id: str) -> Response:
-        raw: Any = await view.client.hgetall(view.actions_key(seller_id))
-        actions = [json.loads(doc) for doc in raw.values()]
-        actions.sort(key=lambda a: (a.get("decided_at", 0), a.get("action_id", "")), reverse=True)
-        return self.json({"seller_id": seller_id, "actions": actions})
+    @app.page("/api/sellers/{seller_id}/actions")
+    class SellerActionsView(View):
+        async def get(self, request: Request, seller_id: str) -> Response:
+            raw: Any = await view.client.hgetall(view.actions_key(seller_id))
+            actions = [json.loads(doc) for doc in raw.values()]
+            actions.sort(key=lambda a: (a.get("decided_at", 0), a.get("action_id", "")), reverse=True)
+            return self.json({"seller_id": seller_id, "actions": actions})

@@ -1,6 +1,140 @@
-"""Everything a worker runs: importing this module registers every agent, timer and page."""
+"""A worker, assembled by one function from the settings: `build_worker(settings)`.
 
-from agents import process_events, serve_api, sweep_deadlines  # noqa: F401
-from streams.app import app
+Importing this module (or any other of Warden's) makes nothing: no app, no producer, no
+Redis client, no thread, no file read. `build_worker` makes the Faust app and its topics,
+the policy, the tables, the decision core, the pipeline, the producers, the Redis view,
+the checkpoint, the merge and the agent, timers and pages, and returns them in one
+`Worker` that owns them; the CLI then runs `worker.app.main()`.
+"""
 
-__all__ = ["app"]
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from agents.outputs import BrokerProbe, OutputProducer
+from agents.pipeline import Pipeline
+from agents.process_events import EventProcessor
+from agents.runtime import (
+    Checkpoint,
+    InputReading,
+    LoopWatch,
+    RedisView,
+    stop_on_delivery_failure,
+    wall_clock_ms,
+)
+from agents.serve_api import register_pages
+from agents.sweep_deadlines import sweep_deadlines
+from rules.policy import Policy, load_policy
+from schemas.codec import Codec
+from streams import topics as T
+from streams.app import Topics, build_app, declare_topics
+from streams.faust_internals import WardenApp, route_batches, route_changelogs
+from streams.settings import Settings
+from streams.table_stores import Changelogs, declare_tables
+from tables.engine import Engine
+
+
+@dataclass
+class Worker:
+    """Everything one worker process runs, and the state it keeps."""
+
+    settings: Settings
+    app: WardenApp
+    topics: Topics
+    policy: Policy
+    changelogs: Changelogs
+    engine: Engine
+    pipeline: Pipeline
+    outputs: OutputProducer
+    changelog_out: OutputProducer
+    broker: BrokerProbe
+    loop_watch: LoopWatch
+    checkpoint: Checkpoint
+    view: RedisView
+    reading: InputReading
+    processor: EventProcessor
+
+    def resync_views(self) -> None:
+        """Stage every view of this worker's sellers again, from the tables (Redis restarted)."""
+        outcome = self.pipeline.views_of(self.engine.current_state(self.processor.owned()))
+        self.view.stage(outcome.views)
+        self.view.stage_actions(outcome.actions)
+
+
+def build_worker(settings: Settings) -> Worker:
+    """Assemble a worker from `settings`: nothing connects until `worker.app` starts, except
+    the librdkafka producers, which connect in their own threads when made."""
+    app = build_app(settings)
+    topics = declare_topics(app, settings)
+    policy = load_policy(settings.policy_path)
+    stores, changelogs = declare_tables(app, settings.partitions)
+    route_changelogs(app, changelogs.apply)  # table recovery in bulk, through the epoch fence
+    codec = Codec(settings.schema_registry_url)
+    engine = Engine(policy, stores, clock=settings.clock, wall_clock=wall_clock_ms, timezone=settings.timezone)
+    reading = InputReading(app)
+    pipeline = Pipeline(
+        engine, codec, settings.partitions, settings.topic_prefix,
+        max_future_ms=int(settings.max_future_skew_s * 1000), wall_clock=wall_clock_ms,
+        # stream time needs no guard: the merge (agents.merge) already orders the partition's
+        # records by time; the wall clock does, or a backlog would be judged at today's time
+        unread=reading.unread if settings.clock == "wall" else None,
+    )
+    reading.pipeline = pipeline
+    engine.partition_of = pipeline.partition_of
+    outputs = OutputProducer(settings.kafka_bootstrap_servers, on_failure=stop_on_delivery_failure,
+                             topic_prefix=settings.topic_prefix)
+    # A persistent store (RocksDB) is told the changelog offsets it holds, from delivery reports.
+    changelog_out = OutputProducer(settings.kafka_bootstrap_servers, reports=settings.store == "rocksdb",
+                                   name="changelogs", on_failure=stop_on_delivery_failure)
+    broker = BrokerProbe(outputs, settings.topic(T.ENFORCEMENTS))
+    loop_watch = LoopWatch(app.conf.broker_session_timeout)
+    checkpoint = Checkpoint(app, changelogs, outputs, changelog_out, loop_watch)
+    app.checkpoint = checkpoint  # type: ignore[attr-defined]  # run by every producer flush
+    view = RedisView(settings.redis_url, settings.topic_prefix, codec, app, loop_watch)
+    ticks_topic = settings.topic(T.TICKS)
+    processor = EventProcessor(app, engine, pipeline, changelogs, checkpoint, view, reading,
+                               publish=outputs.send, ticks_topic=ticks_topic,
+                               max_idle_s=settings.max_task_idle_s)
+    worker = Worker(settings, app, topics, policy, changelogs, engine, pipeline, outputs, changelog_out,
+                    broker, loop_watch, checkpoint, view, reading, processor)
+    view.resync = worker.resync_views
+    _register(worker)
+    return worker
+
+
+def _register(worker: Worker) -> None:
+    """The worker's agent, timer, background tasks and pages, on its app."""
+    app, settings, processor = worker.app, worker.settings, worker.processor
+    route_batches(app, worker.topics.inputs.topics, processor.process_batch)
+
+    async def process_events(stream: Any) -> None:
+        await processor.process_events(stream)
+
+    app.agent(worker.topics.inputs, name="agents.process_events.process_events")(process_events)
+
+    ticks, tick_topic = worker.topics.outputs[T.TICKS], settings.topic(T.TICKS)
+
+    async def tick() -> None:
+        await sweep_deadlines(app, ticks, tick_topic, worker.engine)
+
+    app.timer(interval=settings.tick_interval_s, name="agents.sweep_deadlines.sweep_deadlines")(tick)
+
+    async def declare_output_topics() -> None:
+        """Create the output topics up front, with the configured partitions and compaction."""
+        for topic in worker.topics.outputs.values():
+            await topic.maybe_declare()
+
+    for task in (declare_output_topics, worker.view.run, worker.broker.run, worker.loop_watch.run):
+        app.task(_no_args(task))
+    register_pages(app, worker.view, worker.broker)
+
+
+def _no_args(fn: Any) -> Any:
+    """Faust passes the app to a task that takes an argument: these take none."""
+
+    async def task() -> None:
+        await fn()
+
+    task.__name__ = task.__qualname__ = getattr(fn, "__qualname__", "task")
+    return task

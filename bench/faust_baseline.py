@@ -17,37 +17,47 @@ import time
 from pathlib import Path
 from typing import Any
 
-import uvloop
-
-asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())  # as the worker does, before any loop exists
-import faust  # noqa: E402
+import faust
 
 from streams import topics as T
-from streams.app import app_options  # noqa: E402
-from streams.settings import load_settings  # noqa: E402
-
-settings = load_settings()
-Path(settings.app_data_dir).mkdir(parents=True, exist_ok=True)
-EXPECT = int(os.environ.get("WARDEN_BENCH_EXPECT", "0"))
-app = faust.App(f"{settings.topic_prefix}{settings.app_id}", **app_options(settings))
-inputs = app.topic(*[settings.topic(t) for t in T.INPUT_TOPICS], key_type=bytes, value_type=bytes,
-                   key_serializer="raw", value_serializer="raw", partitions=settings.partitions)
-_seen = [0, 0.0]
+from streams.app import app_options
+from streams.faust_internals import use_fetch_max_wait
+from streams.settings import Settings, load_settings
 
 
-@app.agent(inputs)
-async def do_nothing(stream: Any) -> None:
-    async for _ in stream.events():
-        _seen[0] += 1
-        if _seen[0] == 1:
-            _seen[1] = time.perf_counter()
-        if _seen[0] >= EXPECT:
-            seconds = time.perf_counter() - _seen[1]
-            with open(os.environ["WARDEN_BENCH_RESULT"], "w") as fh:
-                json.dump({"events": _seen[0], "seconds": seconds}, fh)
-            os._exit(0)
+def build(settings: Settings, expect: int) -> faust.App:
+    """The do-nothing app: Warden's Faust settings, one agent counting the input records."""
+    use_fetch_max_wait(settings.fetch_max_wait_ms)
+    app = faust.App(f"{settings.topic_prefix}{settings.app_id}", **app_options(settings))
+    inputs = app.topic(*[settings.topic(t) for t in T.INPUT_TOPICS], key_type=bytes, value_type=bytes,
+                       key_serializer="raw", value_serializer="raw", partitions=settings.partitions)
+    seen = [0, 0.0]
+
+    async def do_nothing(stream: Any) -> None:
+        async for _ in stream.events():
+            seen[0] += 1
+            if seen[0] == 1:
+                seen[1] = time.perf_counter()
+            if seen[0] >= expect:
+                seconds = time.perf_counter() - seen[1]
+                with open(os.environ["WARDEN_BENCH_RESULT"], "w") as fh:
+                    json.dump({"events": seen[0], "seconds": seconds}, fh)
+                os._exit(0)
+
+    app.agent(inputs, name="do_nothing")(do_nothing)
+    return app
+
+
+def main() -> None:
+    import uvloop
+
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())  # as the worker does, before any loop exists
+    settings = load_settings()
+    Path(settings.app_data_dir).mkdir(parents=True, exist_ok=True)
+    app = build(settings, int(os.environ.get("WARDEN_BENCH_EXPECT", "0")))
+    sys.argv = ["bench-faust", "--loop", "uvloop", "worker", "--loglevel", "warn", "--without-web"]
+    app.main()
 
 
 if __name__ == "__main__":
-    sys.argv = ["bench-faust", "--loop", "uvloop", "worker", "--loglevel", "warn", "--without-web"]
-    app.main()
+    main()

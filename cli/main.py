@@ -76,10 +76,12 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
     import uvloop
 
-    # before anything creates a loop: Faust's --loop option comes too late once the app
-    # module (imported below) has made asyncio objects
+    # before anything creates a loop: Faust's --loop option comes too late once the worker
+    # (built below) has made asyncio objects
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
-    from agents.worker import app
+    from agents.worker import build_worker
+
+    worker = build_worker(settings)
 
     # The tables hold millions of long-lived objects: with CPython's default thresholds the
     # cyclic collector scans them again and again (a fifth of the decision core's time at
@@ -93,7 +95,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
         logging.disable(logging.DEBUG)
     sys.argv = ["warden", "--loop", "uvloop", "worker", "--loglevel", FAUST_LEVELS[settings.log_level],
                 "--without-web" if args.without_web else "--with-web"]
-    app.main()
+    worker.app.main()
     return 0
 
 

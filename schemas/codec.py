@@ -114,25 +114,46 @@ def encoded_part(record: str, part: str, value: dict[str, Any]) -> dict[str, Any
 
 
 class SchemaCatalog:
-    """All schemas of `schemas/`: the current version of each record and every earlier one."""
+    """All schemas of `schemas/`: the current version of each record and every earlier one,
+    read from their files when first asked for (nothing is read at import)."""
 
     def __init__(self, directory: Path = SCHEMA_DIR) -> None:
-        self.current: dict[str, SchemaVersion] = {}
-        self.by_fingerprint: dict[bytes, SchemaVersion] = {}
+        self.directory = directory
+        self._current: dict[str, SchemaVersion] | None = None
+        self._by_fingerprint: dict[bytes, SchemaVersion] = {}
+
+    @property
+    def current(self) -> dict[str, SchemaVersion]:
+        if self._current is None:
+            self._read()
+        assert self._current is not None
+        return self._current
+
+    @property
+    def by_fingerprint(self) -> dict[bytes, SchemaVersion]:
+        if self._current is None:
+            self._read()
+        return self._by_fingerprint
+
+    def _read(self) -> None:
+        directory = self.directory
+        current: dict[str, SchemaVersion] = {}
+        by_fingerprint: dict[bytes, SchemaVersion] = {}
         for path in sorted(directory.glob("*.avsc")):
             source = _load(path)
             version = _version(source["name"], source, current=True)
-            self.current[version.name] = version
-            self.by_fingerprint[version.fingerprint] = version
+            current[version.name] = version
+            by_fingerprint[version.fingerprint] = version
         for path in sorted((directory / "history").glob("*.avsc")):
             source = _load(path)
             version = _version(source["name"], source, current=False)
-            if version.name not in self.current:
+            if version.name not in current:
                 raise ValueError(f"{path}: no current schema named {version.name}")
-            self.by_fingerprint.setdefault(version.fingerprint, version)
-        missing = set(RECORD_NAMES) - set(self.current)
+            by_fingerprint.setdefault(version.fingerprint, version)
+        missing = set(RECORD_NAMES) - set(current)
         if missing:
             raise ValueError(f"schemas/ lacks records {sorted(missing)}")
+        self._current, self._by_fingerprint = current, by_fingerprint
 
     def fingerprint_of(self, name: str) -> bytes:
         return self.current[name].fingerprint

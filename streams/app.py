@@ -1,4 +1,4 @@
-"""The one Faust app, its topics and its tables. Settings are read once, at import.
+"""The Faust app of a worker and its topics, made from the settings (nothing at import).
 
 Start-up is tuned for a fast join (CONTRACT §1, ready in a few seconds) with values Apache
 Kafka accepts (its `group.min.session.timeout.ms` is 6 s). Tansu 0.6 holds a JoinGroup for
@@ -13,18 +13,14 @@ first heartbeat comes later than a session timeout after its JoinGroup. So:
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import faust
 
 from streams import topics as T
 from streams.faust_internals import QuickTableManager, WardenApp, use_fetch_max_wait
-from streams.settings import Settings, load_settings
-
-settings = load_settings()
-
-
-use_fetch_max_wait(settings.fetch_max_wait_ms)
+from streams.settings import Settings
 
 
 def app_options(settings: Settings) -> dict[str, Any]:
@@ -59,27 +55,38 @@ def app_options(settings: Settings) -> dict[str, Any]:
     )
 
 
-app = WardenApp(f"{settings.topic_prefix}{settings.app_id}", **app_options(settings))
+def build_app(settings: Settings) -> WardenApp:
+    """The worker's Faust app (no connection is made until it starts)."""
+    use_fetch_max_wait(settings.fetch_max_wait_ms)
+    return WardenApp(f"{settings.topic_prefix}{settings.app_id}", **app_options(settings))
 
 
-def _raw_topic(name: str, **kwargs: Any) -> faust.TopicT:
-    return app.topic(settings.topic(name), key_type=bytes, value_type=bytes,
-                     key_serializer="raw", value_serializer="raw",
-                     partitions=settings.partitions, **kwargs)
+@dataclass(frozen=True)
+class Topics:
+    """The app's topics: every input on one co-partitioned stream, and the outputs by name."""
+
+    inputs: faust.TopicT
+    outputs: dict[str, faust.TopicT]
 
 
-# Everything a seller's state depends on arrives on one co-partitioned stream.
-input_topic = app.topic(
-    *[settings.topic(t) for t in (*T.INPUT_TOPICS, T.REKEYED, T.TICKS)],
-    key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw",
-    partitions=settings.partitions,
-)
-output_topics: dict[str, faust.TopicT] = {
-    T.ENFORCEMENTS: _raw_topic(T.ENFORCEMENTS),
-    T.NOTIFICATIONS: _raw_topic(T.NOTIFICATIONS),
-    T.SELLER_METRICS: _raw_topic(T.SELLER_METRICS, compacting=True),
-    T.DEAD_LETTER: _raw_topic(T.DEAD_LETTER),
-    T.REKEYED: _raw_topic(T.REKEYED),
-    T.TICKS: _raw_topic(T.TICKS),
-}
+def declare_topics(app: faust.App, settings: Settings) -> Topics:
+    def raw(name: str, **kwargs: Any) -> faust.TopicT:
+        return app.topic(settings.topic(name), key_type=bytes, value_type=bytes,
+                         key_serializer="raw", value_serializer="raw",
+                         partitions=settings.partitions, **kwargs)
 
+    # Everything a seller's state depends on arrives on one co-partitioned stream.
+    inputs = app.topic(
+        *[settings.topic(t) for t in (*T.INPUT_TOPICS, T.REKEYED, T.TICKS)],
+        key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw",
+        partitions=settings.partitions,
+    )
+    outputs = {
+        T.ENFORCEMENTS: raw(T.ENFORCEMENTS),
+        T.NOTIFICATIONS: raw(T.NOTIFICATIONS),
+        T.SELLER_METRICS: raw(T.SELLER_METRICS, compacting=True),
+        T.DEAD_LETTER: raw(T.DEAD_LETTER),
+        T.REKEYED: raw(T.REKEYED),
+        T.TICKS: raw(T.TICKS),
+    }
+    return Topics(inputs, outputs)

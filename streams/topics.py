@@ -1,4 +1,4 @@
-"""Every topic name of CONTRACT §2, in one place; the Faust topic objects are in streams.app."""
+"""Every topic name of CONTRACT §2, in one place; the Faust topic objects are made by streams.app.declare_topics."""
 
 from __future__ import annotations
 
