@@ -258,16 +258,34 @@ class Cluster:
             key = (msg.topic(), msg.partition())
             ends[key] = max(ends.get(key, 0), msg.offset() + 1)
 
-        for ts, name, record in events:
-            while True:
-                try:
-                    p.produce(self.topic(T.RECORD_TOPIC[name]), key=record["seller_id"].encode(),
-                              value=codec.encode(name, record), timestamp=ts, on_delivery=delivered)
-                    break
-                except BufferError:
-                    p.poll(0.05)
+        # Each partition's last record goes in a batch of its own, after the rest is on the
+        # broker: Tansu reports a partition's end (ListOffsets, a fetch's high watermark) as
+        # its last batch's base offset + 1, so records after the first of a last batch would
+        # count as read, and the wall clock's guard (and the merge) would not wait for them.
+        # Apache Kafka reports the true end; Warden relies on that.
+        last: dict[tuple[str, int], tuple[int, str, dict[str, Any]]] = {}
+        for event in events:
+            key = (self.topic(T.RECORD_TOPIC[event[1]]), partition_for(event[2]["seller_id"].encode(),
+                                                                        self.partitions))
+            held = last.get(key)
+            last[key] = event
+            if held is not None:
+                self._send(p, key, held, delivered)
+        p.flush(60)
+        for key, event in last.items():
+            self._send(p, key, event, delivered)
             p.poll(0)
         p.flush(60)
+
+    def _send(self, p: Producer, key: tuple[str, int], event: Event, delivered: Any) -> None:
+        ts, name, record = event
+        while True:
+            try:
+                p.produce(key[0], key=record["seller_id"].encode(), value=codec.encode(name, record),
+                          partition=key[1], timestamp=ts, on_delivery=delivered)
+                return
+            except BufferError:
+                p.poll(0.05)
 
     def group_lag(self) -> int:
         """Input records not yet committed by the workers' group."""
