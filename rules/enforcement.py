@@ -235,6 +235,8 @@ def ladder_rule(snapshot: Snapshot, history: History, policy: Policy, now: int, 
                            "warning; a suspension is proposed for review.", **common)
                 effects.append(DecideAction(record))
             else:
+                if any(now - w["_"]["issued_at"] < ladder.warning_ttl_ms for w in warnings):
+                    continue  # one warning per episode: none again while the last one is live (§5.1)
                 record = _new_action(
                     snapshot, history, policy, now, cause, rule_id=RULE_WARNING, action=WARNING, status=ISSUED,
                     reason=f"{metric} is {pct(rate)} ({num}/{den}) over the last {policy.window_days} days, "

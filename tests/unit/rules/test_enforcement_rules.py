@@ -135,6 +135,25 @@ def test_below_again_after_the_repeat_window_is_a_new_warning_with_a_new_id() ->
     assert next(e.record["action_id"] for e in effects if isinstance(e, DecideAction)) != first
 
 
+def test_no_second_warning_while_the_first_is_live() -> None:
+    """CONTRACT §5.1 `warning_ttl`: with a repeat window shorter than the TTL, BELOW again
+    after the window but within the TTL of the warning acts on nothing; once the warning is
+    older than the TTL (and the seller was out of BELOW in between), a second one is issued."""
+    policy = dataclasses.replace(POLICY, ladder=dataclasses.replace(
+        POLICY.ladder, repeat_window_ms=7 * DAY, warning_ttl_ms=30 * DAY, escalate_after_ms=365 * DAY))
+    h = History()
+    first = run(snap(), h, T0, policy)
+    assert actions(first) == [("WARNING", "ISSUED", "ladder.warning")]
+    run(GOOD, h, T0 + 5 * DAY, policy)
+    assert actions(run(snap(), h, T0 + 20 * DAY, policy)) == []  # the warning is live: nothing
+    assert actions(run(snap(), h, T0 + 40 * DAY, policy)) == []  # still BELOW, never out in between
+    run(GOOD, h, T0 + 41 * DAY, policy)
+    second = run(snap(), h, T0 + 42 * DAY, policy)
+    assert actions(second) == [("WARNING", "ISSUED", "ladder.warning")]
+    assert notices(second) == [f"warning_{LATE}"]
+    assert {e.record["action_id"] for e in first + second if isinstance(e, DecideAction)}.__len__() == 2
+
+
 def test_below_again_after_an_approved_suspension_proposes_a_ban() -> None:
     h = warned(T0)
     run(snap(), h, T0 + 14 * DAY)
