@@ -276,7 +276,7 @@ class RedisView:
             dumps = compact_json.dumps
             for seller_id, (record, evidence) in batch.items():
                 if not isinstance(evidence, str):
-                    evidence = dumps(dict(evidence))  # read now (tables.engine._Evidence)
+                    evidence = dumps(dict(evidence))  # read now (tables.readback.Evidence)
                     batch[seller_id] = (record, evidence)
                 keys.append(f"{self.prefix}:seller:{seller_id}:view")
                 args.append(record)

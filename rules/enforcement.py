@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Callable, Iterable, Iterator, Mapping
 
 from rules.effects import DecideAction, Effect, Notify, RejectInput, SetFlag
 from rules.metrics import BELOW, FLAWED_REASON_INDEX, METRICS, rate_of, standing_of, wilson_lower_bound
@@ -290,14 +290,43 @@ def absolute_rule(snapshot: Snapshot, history: History, policy: Policy, now: int
 
 
 Rule = Callable[[Snapshot, History, Policy, int, str, dict[str, int]], list[Effect]]
-RULES: tuple[Rule, ...] = (ladder_rule, absolute_rule)
 
 
-def evaluate(snapshot: Snapshot, history: History, policy: Policy, now: int, cause: str) -> list[Effect]:
+class DuplicateRule(ValueError):
+    """Two rules registered under one id."""
+
+
+class RuleRegistry:
+    """The enforcement rules by id, evaluated in the order they were registered. An id is
+    given once: a second rule under the same id is refused."""
+
+    def __init__(self) -> None:
+        self._rules: dict[str, Rule] = {}
+
+    def register(self, rule_id: str, rule: Rule) -> Rule:
+        if rule_id in self._rules:
+            raise DuplicateRule(f"a rule with id {rule_id!r} is already registered")
+        self._rules[rule_id] = rule
+        return rule
+
+    def ids(self) -> tuple[str, ...]:
+        return tuple(self._rules)
+
+    def __iter__(self) -> Iterator[Rule]:
+        return iter(self._rules.values())
+
+
+RULES = RuleRegistry()
+RULES.register("ladder", ladder_rule)
+RULES.register("absolute", absolute_rule)
+
+
+def evaluate(snapshot: Snapshot, history: History, policy: Policy, now: int, cause: str,
+             rules: RuleRegistry = RULES) -> list[Effect]:
     """Every rule of the registry, in order; ids stay distinct within one evaluation."""
     episodes: dict[str, int] = {}
     effects: list[Effect] = []
-    for rule in RULES:
+    for rule in rules:
         effects.extend(rule(snapshot, history, policy, now, cause, episodes))
     return effects
 

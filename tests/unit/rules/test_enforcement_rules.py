@@ -290,3 +290,18 @@ def test_redelivered_decision_publishes_the_same_records_again() -> None:
     # the old decision re-delivered after the appeal: superseded, nothing happens
     assert review(h, aid, "APPROVE", "d1", T0 + 15 * DAY) == []
     assert h.actions[aid]["status"] == "APPEALED"
+
+
+def test_the_rule_registry_refuses_a_duplicate_id_and_keeps_its_order() -> None:
+    from rules.enforcement import RULES, DuplicateRule, RuleRegistry, ladder_rule
+
+    assert RULES.ids() == ("ladder", "absolute")
+    registry = RuleRegistry()
+    registry.register("ladder", ladder_rule)
+    with pytest.raises(DuplicateRule, match="'ladder'"):
+        registry.register("ladder", ladder_rule)
+    # a registry of the ladder alone: the counterfeit rule does not act
+    h = History()
+    counterfeit = snap(num=3, den=300, counterfeit=3)
+    assert actions(evaluate(counterfeit, h, POLICY, T0, "ev", rules=registry)) == []
+    assert actions(evaluate(counterfeit, History(), POLICY, T0, "ev")) != []
