@@ -12,7 +12,8 @@ from faust.types import TP
 
 from agents.merge import TimestampMerge
 from agents.pipeline import Outgoing, Pipeline
-from agents.runtime import Checkpoint, InputReading, RedisView
+from agents.runtime import Checkpoint, InputReading
+from agents.views import RedisView
 from streams.faust_internals import Acks, Batch
 from streams.observability import EVENT_TO_DECISION, INPUT_POSITION, PENDING_DEADLINES
 from streams.table_stores import Changelogs, bind_fast

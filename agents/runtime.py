@@ -1,24 +1,20 @@
 """The parts of a live worker around the decision core: the checkpoint before every
-commit, the watch of the loop, the Redis view, the input positions the merge asks about.
+commit, the watch of the loop, the input positions the merge asks about.
 Each is a class built by agents.worker.build_worker; nothing is made at import."""
 
 from __future__ import annotations
 
 import asyncio
 import gc
-import json
 import logging
 import os
 import time
-from typing import Any, Callable, Mapping
+from typing import Any
 
-import redis.asyncio as aioredis
 from faust.types import TP
 
 from agents.outputs import OutputProducer
 from agents.pipeline import Pipeline
-from schemas import compact_json
-from schemas.codec import Codec
 from streams.faust_internals import (
     committed_offset,
     fetch_position,
@@ -26,7 +22,6 @@ from streams.faust_internals import (
     membership_lost,
     recover_from_the_start,
 )
-from streams.observability import VIEW_WRITE_FAILURES
 from streams.table_stores import Changelogs
 
 log = logging.getLogger("warden")
@@ -194,136 +189,3 @@ class Freezer:
             found = gc.collect()
             log.info("full collection: %d unreachable objects in %.0f ms", found, (time.perf_counter() - started) * 1000)
         gc.freeze()
-
-
-# One call writes a flush's sellers' views: a pipeline of an HSET per seller costs the
-# worker ~25 µs each in the client (a command packed, a response read under its own
-# timeout), a fifth of a busy worker's loop; the script's arguments are packed in one go.
-WRITE_VIEWS = """
-for i = 1, #KEYS do
-  redis.call('HSET', KEYS[i], 'record', ARGV[2 * i - 1], 'evidence', ARGV[2 * i])
-end
-return #KEYS
-"""
-VIEWS_PER_CALL = 2_000  # a call's keys: the server runs a script without interruption
-
-
-class RedisView:
-    """The sellers' latest metrics and actions in Redis, written in batches.
-
-    A seller's metrics view is a hash: `record`, its latest SellerMetrics as published (the
-    wire bytes, made once for the topic: nothing is serialized again per record) and
-    `evidence`, JSON metric -> order ids read when the view is written. The API decodes
-    it when asked. Only a seller's latest record of each flush is written."""
-
-    def __init__(self, url: str, prefix: str, codec: Codec, app: Any, loop_watch: LoopWatch) -> None:
-        self.url = url
-        self.codec = codec
-        self.app = app
-        self.loop_watch = loop_watch
-        self.client = aioredis.from_url(url)
-        self.prefix = f"{prefix}warden"
-        self.write_views = self.client.register_script(WRITE_VIEWS)
-        # seller -> (record bytes, evidence mapping, or its JSON once written)
-        self.pending: dict[str, tuple[bytes, Any]] = {}
-        self.pending_actions: dict[str, dict[str, str]] = {}
-        self._warned = False
-        # Redis lost what it held (it was away, or restarted empty): every view of this
-        # worker's sellers is written again from the tables (`resync`, set by the worker)
-        self.resync: Callable[[], None] | None = None
-        self.run_id: str | None = None
-        self._identity_checked = 0.0
-
-    def metrics_key(self, seller_id: str) -> str:
-        return f"{self.prefix}:seller:{seller_id}:view"
-
-    def actions_key(self, seller_id: str) -> str:
-        return f"{self.prefix}:seller:{seller_id}:actions"
-
-    def stage(self, views: dict[str, tuple[bytes, Mapping[str, list[str]]]]) -> None:
-        self.pending.update(views)
-
-    def stage_actions(self, actions: dict[str, dict[str, str]]) -> None:
-        for seller_id, docs in actions.items():
-            self.pending_actions.setdefault(seller_id, {}).update(docs)
-
-    async def _check_identity(self) -> None:
-        """Once a second: a Redis whose run id changed restarted, empty (views keep
-        nothing on disk): write every view again."""
-        now = time.monotonic()
-        if now - self._identity_checked < 1.0:
-            return
-        self._identity_checked = now
-        run_id = (await self.client.info("server")).get("run_id")
-        if self.run_id is not None and run_id != self.run_id and self.resync is not None:
-            log.warning("Redis at %s restarted: writing every view again", self.url)
-            self.resync()
-        self.run_id = run_id
-
-    async def flush(self) -> None:
-        try:
-            await self._check_identity()
-        except Exception as exc:
-            self._unavailable(exc)
-            return
-        if not self.pending and not self.pending_actions:
-            return
-        batch, self.pending = self.pending, {}
-        actions, self.pending_actions = self.pending_actions, {}
-        try:
-            keys: list[str] = []
-            args: list[Any] = []
-            dumps = compact_json.dumps
-            for seller_id, (record, evidence) in batch.items():
-                if not isinstance(evidence, str):
-                    evidence = dumps(dict(evidence))  # read now (tables.readback.Evidence)
-                    batch[seller_id] = (record, evidence)
-                keys.append(f"{self.prefix}:seller:{seller_id}:view")
-                args.append(record)
-                args.append(evidence)
-                if len(keys) == VIEWS_PER_CALL:
-                    await self.write_views(keys=keys, args=args)
-                    keys, args = [], []
-            if keys:
-                await self.write_views(keys=keys, args=args)
-            if actions:
-                async with self.client.pipeline(transaction=False) as pipe:
-                    for seller_id, docs in actions.items():
-                        pipe.hset(self.actions_key(seller_id), mapping=docs)
-                    await pipe.execute()
-            self._warned = False
-        except Exception as exc:  # Redis down: keep the newest views, try again next flush
-            for seller_id, written in batch.items():
-                self.pending.setdefault(seller_id, written)
-            for seller_id, docs in actions.items():
-                for action_id, doc in docs.items():
-                    self.pending_actions.setdefault(seller_id, {}).setdefault(action_id, doc)
-            self._unavailable(exc)
-
-    def _unavailable(self, exc: Exception) -> None:
-        VIEW_WRITE_FAILURES.inc()
-        if not self._warned:
-            log.warning("Redis at %s unavailable (%s); views will catch up", self.url, exc)
-            self._warned = True
-
-    async def metrics(self, seller_id: str) -> dict[str, Any] | None:
-        """A seller's latest SellerMetrics record with its evidence, or None."""
-        stored = await self.client.hgetall(self.metrics_key(seller_id))
-        if not stored or b"record" not in stored:
-            return None
-        _, record = self.codec.decode(stored[b"record"])
-        record["evidence_order_ids"] = json.loads(stored.get(b"evidence", b"{}"))
-        return record
-
-    async def run(self, stopping: asyncio.Event | None = None) -> None:
-        while True:
-            await asyncio.sleep(0.1)
-            if (self.pending or self.pending_actions) and self.loop_watch.paused_recently():
-                # frozen past the session: these sellers may have a new owner by now, whose
-                # views are newer than ours; wait for the heartbeat to tell (as the checkpoint)
-                await asyncio.sleep(2.0)
-                if membership_lost(self.app.consumer):
-                    self.pending.clear()
-                    self.pending_actions.clear()
-                    continue
-            await self.flush()

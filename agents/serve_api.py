@@ -8,7 +8,7 @@ from typing import Any
 from faust.web import Request, Response, View
 
 from agents.outputs import BrokerProbe
-from agents.runtime import RedisView
+from agents.views import RedisView
 from streams.observability import exposition
 
 

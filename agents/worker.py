@@ -19,12 +19,12 @@ from agents.runtime import (
     Checkpoint,
     InputReading,
     LoopWatch,
-    RedisView,
     stop_on_delivery_failure,
     wall_clock_ms,
 )
 from agents.serve_api import register_pages
 from agents.sweep_deadlines import sweep_deadlines
+from agents.views import RedisView
 from rules.policy import Policy, load_policy
 from schemas.codec import Codec
 from streams import topics as T
