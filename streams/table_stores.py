@@ -16,97 +16,27 @@ effect there at most, which the core's idempotent updates absorb.
 from __future__ import annotations
 
 import asyncio
-import logging
 from typing import Any, Callable, Iterator, MutableMapping
 
 from faust.serializers import codecs
 from faust.stores.memory import Store as MemoryStore
 from faust.types import TP
 
+from streams.epochs import EPOCH_HEADER, EpochFence
 from streams.faust_internals import (
     codec_loads,
     current_event_set,
-    end_recovery,
     key_partitions,
     new_changelog_topic,
     rocksdb_items,
     rocksdb_write,
     set_current_partition,
 )
+from streams.table_restore import apply_changelog
 from tables.codecs import register_codecs
 from tables.engine import Stores
 
 Produce = Callable[..., None]  # confluent_kafka.Producer.produce
-log = logging.getLogger("warden")
-EPOCH_HEADER = "warden-epoch"
-
-
-class EpochFence:
-    """Keeps a paused worker's late changelog writes out of the tables.
-
-    A worker frozen past its group session (SIGSTOP, a stalled VM) loses its partitions;
-    their new owner restores the tables from the changelogs and goes on. When the old
-    worker wakes, what it had already handed to its producer (librdkafka sends it at once,
-    from its own thread) still reaches the changelogs, after the new owner's writes: state
-    older than theirs, which the next restore would take as the newest. Without
-    transactions nothing on the broker refuses those writes, so the readers do: every
-    changelog record carries its writer's epoch (the group generation it was written in,
-    or one more than any epoch its writer had read on that partition, whichever is
-    higher), and a record with an epoch lower than one already read on its changelog
-    partition is a late write of an earlier owner, and is skipped.
-
-    A partition re-read from an earlier offset (a restore from the start) is judged
-    afresh. A persistent store restarted from the offset it holds knows no epoch before
-    it, so a late write just after that offset is not caught there."""
-
-    def __init__(self) -> None:
-        self.top: dict[TP, int] = {}  # changelog partition -> highest epoch read
-        self.read_to: dict[TP, int] = {}  # changelog partition -> last offset judged
-        self.skipped = 0
-
-    def epoch(self, partition: int, generation: int) -> int:
-        """The epoch this worker writes `partition`'s changelogs with now."""
-        seen = max((e for tp, e in self.top.items() if tp.partition == partition), default=-1)
-        return generation if generation > seen else seen + 1
-
-    def admit(self, tp: TP, records: list[Any]) -> list[Any]:
-        """The records of `records` (one changelog partition, in offset order) to apply."""
-        if records[0].offset <= self.read_to.get(tp, -1):
-            self.top.pop(tp, None)  # read again from earlier: judged afresh
-        self.read_to[tp] = records[-1].offset
-        top = self.top.get(tp, -1)
-        kept = []
-        skipped = 0
-        for r in records:
-            epoch = epoch_of(r)
-            if epoch is None or epoch >= top:
-                kept.append(r)
-                if epoch is not None:
-                    top = epoch
-            else:
-                skipped += 1
-        self.top[tp] = top
-        if skipped:
-            self.skipped += skipped
-            log.warning("%s[%d]: skipped %d records written after epoch %d by an earlier owner of the "
-                        "partition (a paused worker's late writes)", tp.topic, tp.partition, skipped, top)
-        return kept
-
-    def clear(self) -> None:
-        self.top.clear()
-        self.read_to.clear()
-
-
-def epoch_of(record: Any) -> int | None:
-    for key, value in record.headers or ():
-        if key == EPOCH_HEADER:
-            try:
-                return int(value)
-            except ValueError:
-                return None
-    return None
-
-
 class _PartitionEvent:
     """What Faust's RocksDB store asks of the current event: the partition it belongs to."""
 
@@ -227,7 +157,7 @@ class Changelogs:
         self.fence = EpochFence()
 
     def apply(self, app: Any, tp: TP, records: list[Any]) -> bool:
-        """`apply_changelog`, through this worker's epoch fence."""
+        """`apply_changelog` (streams.table_restore), through this worker's epoch fence."""
         return apply_changelog(app, tp, records, self.fence)
 
     def at(self, partition: int) -> None:
@@ -356,77 +286,6 @@ def _write_batch() -> Any:
     import rocksdict
 
     return rocksdict.WriteBatch(raw_mode=True)
-
-
-class _Message:
-    """What a store's apply_changelog_batch reads of a changelog record."""
-
-    __slots__ = ("tp", "partition", "offset", "key", "value")
-
-    def __init__(self, tp: TP, record: Any) -> None:
-        self.tp, self.partition, self.offset = tp, tp.partition, record.offset
-        self.key, self.value = record.key, record.value
-
-
-class _Change:
-    """A changelog record as a store applies it: raw message, decoded key and value."""
-
-    __slots__ = ("message", "key", "value")
-
-    def __init__(self, message: _Message, key: Any, value: Any) -> None:
-        self.message, self.key, self.value = message, key, value
-
-
-def apply_changelog(app: Any, tp: TP, records: list[Any], fence: EpochFence | None = None) -> bool:
-    """Apply a fetch's records of a table's changelog partition to the table in one go, as
-    Faust's recovery would one record at a time (an Event, a queue and a task each: 120 µs
-    a record, a minute to restore 300,000 events' tables). Keeps the recovery's offsets
-    and ends the recovery when it is complete. A `fence` keeps out late writes of an
-    earlier owner (EpochFence). False: not a changelog partition being recovered or
-    followed (standby) here; Faust's own path takes it."""
-    recovery = app.tables.recovery
-    table = recovery.tp_to_table.get(tp)
-    if table is None:
-        return False
-    if tp in recovery.active_tps:
-        offsets = recovery.active_offsets
-    elif tp in recovery.standby_tps:
-        offsets = recovery.standby_offsets
-    else:
-        return False
-    seen = offsets.get(tp)
-    if seen is not None:
-        records = [r for r in records if r.offset > seen]
-        if not records:
-            return True
-    last = records[-1].offset
-    if fence is not None:
-        records = fence.admit(tp, records)
-    load_key, load_value = codec_loads(table.key_serializer), codec_loads(table.value_serializer)
-    buffered = recovery.buffers.get(table)
-    if buffered:  # what Faust's path buffered for this table comes first
-        table.apply_changelog_batch(buffered)
-        buffered.clear()
-    store = table.data
-    if isinstance(store, MemoryStore):
-        # what MemoryStore.apply_changelog_batch does, without an event per record; through
-        # dict's own methods, so a DirtyDict does not take recovery for writes
-        data, key_partition, partition = store.data, key_partitions(store), tp.partition
-        put, pop = dict.__setitem__, dict.pop
-        for r in records:
-            key = load_key(r.key)
-            if r.value is None:
-                pop(data, key, None)
-                key_partition.pop(key, None)
-            else:
-                put(data, key, load_value(r.value))
-                key_partition[key] = partition
-    else:  # a persistent store writes the raw bytes
-        table.apply_changelog_batch([_Change(_Message(tp, r), None, None) for r in records])
-    offsets[tp] = last
-    if recovery.in_recovery and not recovery.need_recovery():
-        end_recovery(recovery)
-    return True
 
 
 def bind_fast(stores: Stores, changelogs: Changelogs, active: set[int] | None = None) -> None:

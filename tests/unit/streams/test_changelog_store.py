@@ -7,9 +7,10 @@ from typing import Any
 
 from faust.types import TP
 
+from streams.epochs import EPOCH_HEADER, EpochFence
 from streams.faust_internals import Acks
+from streams.table_stores import Changelogs, ChangelogStore
 from tables.codecs import register_codecs
-from streams.table_stores import EPOCH_HEADER, Changelogs, ChangelogStore, EpochFence
 
 
 class FakeBatch:
@@ -172,8 +173,8 @@ def test_acks_mark_offsets_once_and_ignore_what_is_already_committed() -> None:
 def test_a_memory_store_dict_notes_the_cores_writes_but_not_recoverys() -> None:
     from faust.stores.memory import Store as MemoryStore
 
-    from tables.engine import Stores
     from streams.table_stores import DirtyDict, bind_fast
+    from tables.engine import Stores
 
     register_codecs()
     logs = Changelogs()
@@ -199,8 +200,8 @@ def test_a_memory_store_dict_notes_the_cores_writes_but_not_recoverys() -> None:
 
 
 def test_a_persistent_store_gets_each_flush_and_is_read_back_whole_after_recovery() -> None:
-    from tables.engine import Stores
     from streams.table_stores import DirtyDict, bind_fast
+    from tables.engine import Stores
 
     logs, a, _ = stores()
     stores_ = Stores(orders=a)  # type: ignore[arg-type]
