@@ -3,8 +3,9 @@
 Every rule is a function of (seller snapshot, enforcement history, policy, now, cause)
 returning effects (rules.effects); nothing here touches Faust, Kafka or Redis. The
 registry `RULES` is evaluated whenever a seller's figures change and when one of the
-history's own deadlines (an escalation) comes due. Review decisions and appeals move
-existing actions through their statuses (`decide`, `appeal`).
+history's own deadlines (an escalation) comes due. The statuses and a seller's history
+are in rules.history; review decisions and appeals, which move existing actions through
+their statuses, in rules.reviews.
 
 Identifiers are derived from what was decided, never from randomness or wall time:
 `action_id` = hash(seller, rule, metric, action, episode number of that rule/metric/action
@@ -14,119 +15,31 @@ same decisions in the same order, hence the same ids.
 
 from __future__ import annotations
 
-import hashlib
-from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Iterator, Mapping
+from typing import Any, Callable, Iterator
 
-from rules.effects import DecideAction, Effect, Notify, RejectInput, SetFlag
+from rules.effects import DecideAction, Effect, Notify, SetFlag
+from rules.history import (
+    APPROVED,
+    AWAITING_REVIEW,
+    BAN,
+    ISSUED,
+    PENDING_REVIEW,
+    SUSPENSION,
+    UPHELD,
+    WARNING,
+    History,
+    Snapshot,
+    stable_id,
+)
 from rules.metrics import BELOW, FLAWED_REASON_INDEX, METRICS, rate_of, standing_of, wilson_lower_bound
 from rules.notifications import notification
 from rules.policy import Policy
 from rules.units import DAY_MS, pct
-from schemas import compact_json
-
-WARNING, SUSPENSION, BAN, REINSTATEMENT = "WARNING", "SUSPENSION", "BAN", "REINSTATEMENT"
-ISSUED, PENDING_REVIEW, APPROVED, REJECTED = "ISSUED", "PENDING_REVIEW", "APPROVED", "REJECTED"
-APPEALED, OVERTURNED, UPHELD = "APPEALED", "OVERTURNED", "UPHELD"
-# Rejected and overturned actions do not count as history.
-NOT_COUNTING = frozenset({REJECTED, OVERTURNED})
-# Waiting for a human: a proposed suspension or ban, or an appeal.
-AWAITING_REVIEW = frozenset({PENDING_REVIEW, APPEALED})
-# An action that can be appealed: in force.
-APPEALABLE = frozenset({ISSUED, APPROVED, UPHELD})
-MAX_ACTIONS_KEPT = 100
 
 RULE_WARNING = "ladder.warning"
 RULE_ESCALATION = "ladder.escalation"
 RULE_REPEAT = "ladder.repeat"
 RULE_BAN = "ladder.ban"
-RULE_REINSTATEMENT = "appeal.reinstatement"
-
-
-@dataclass(frozen=True)
-class Snapshot:
-    """What the rules see of a seller: figures in the window and their evidence."""
-
-    seller_id: str
-    numerators: tuple[int, ...]
-    denominators: tuple[int, ...]
-    defect_buyers: tuple[int, ...]
-    flawed_by_reason: tuple[int, ...]
-    evidence: Mapping[str, list[str]] = field(hash=False, default_factory=dict)
-
-
-@dataclass
-class History:
-    """A seller's enforcement history: every action's latest record, and episode facts.
-
-    `actions` maps action_id -> the latest published record plus bookkeeping under "_":
-    {"issued_at": first decided_at, "approved_at": ..., "event": the event id of the last
-    transition, "appeal": appeal_id}. `flags` holds "below:<metric>", "abs:<rule>" and
-    "escalated:<action_id>". `episodes` counts actions per rule/metric/action for ids.
-    """
-
-    actions: dict[str, dict[str, Any]] = field(default_factory=dict)
-    flags: dict[str, Any] = field(default_factory=dict)
-    episodes: dict[str, int] = field(default_factory=dict)
-    due: int | None = None
-
-    def dumps(self) -> bytes:
-        return compact_json.dumpb([self.actions, self.flags, self.episodes, self.due])
-
-    @classmethod
-    def loads(cls, raw: bytes | str) -> History:
-        actions, flags, episodes, due = compact_json.loads(raw)
-        return cls(actions, flags, episodes, due)
-
-    def of_metric(self, metric: str, action: str | None = None) -> list[dict[str, Any]]:
-        """This metric's counting actions (of one kind), oldest first."""
-        return [a for a in self.actions.values()
-                if a["metric"] == metric and a["status"] not in NOT_COUNTING
-                and (action is None or a["action"] == action)]
-
-    def of_rule(self, rule_id: str) -> list[dict[str, Any]]:
-        return [a for a in self.actions.values() if a["rule_id"] == rule_id and a["status"] not in NOT_COUNTING]
-
-    def apply(self, effects: Iterable[Effect]) -> None:
-        """Record what the effects decided (the driver publishes them)."""
-        for e in effects:
-            if isinstance(e, DecideAction):
-                record = dict(e.record)
-                previous = self.actions.get(record["action_id"])
-                if previous is None:
-                    key = f"{record['rule_id']}|{record['metric']}|{record['action']}"
-                    self.episodes[key] = self.episodes.get(key, 0) + 1
-                meta = dict(previous["_"]) if previous else {}
-                meta.setdefault("issued_at", record["decided_at"])
-                if record["status"] == APPROVED:
-                    meta["approved_at"] = record["decided_at"]
-                events = list(meta.get("events", ()))
-                if record["caused_by"] not in events:
-                    events = (events + [record["caused_by"]])[-8:]
-                meta["events"], meta["event"] = events, record["caused_by"]
-                record["_"] = meta
-                self.actions[record["action_id"]] = record
-            elif isinstance(e, SetFlag):
-                if e.value in (None, False):
-                    self.flags.pop(e.key, None)
-                else:
-                    self.flags[e.key] = e.value
-        if len(self.actions) > MAX_ACTIONS_KEPT:
-            self._prune()
-
-    def _prune(self) -> None:
-        """Forget the oldest actions that are settled and no longer count as history."""
-        settled = sorted((a["_"]["issued_at"], aid) for aid, a in self.actions.items()
-                         if a["status"] in NOT_COUNTING or a["action"] == REINSTATEMENT)
-        for _, aid in settled[: len(self.actions) - MAX_ACTIONS_KEPT]:
-            del self.actions[aid]
-            self.flags.pop(f"escalated:{aid}", None)
-            self.flags.pop(f"message:{aid}", None)
-
-
-def stable_id(prefix: str, *parts: object) -> str:
-    digest = hashlib.sha256("\x1f".join(str(p) for p in parts).encode()).hexdigest()
-    return f"{prefix}_{digest[:24]}"
 
 
 def enforceable(snapshot: Snapshot, i: int, policy: Policy) -> bool:
@@ -345,106 +258,3 @@ def next_check(history: History, policy: Policy) -> int | None:
             if best is None or due < best:
                 best = due
     return best
-
-
-# --- review decisions and appeals ---------------------------------------------------------
-
-def _transition(action: Mapping[str, Any], status: str, at: int, cause: str, reason: str) -> dict[str, Any]:
-    record = {k: v for k, v in action.items() if k != "_"}
-    record.update(status=status, decided_at=at, caused_by=cause, reason=reason)
-    return record
-
-
-def _replay(action: Mapping[str, Any], history: History, event_id: str, policy: Policy) -> list[Effect] | None:
-    """A re-delivered decision or appeal: publish again what it produced (same ids) when
-    it was the action's last transition; nothing when a later one superseded it."""
-    if event_id not in action["_"].get("events", ()):
-        return None
-    if action["_"].get("event") != event_id:
-        return []
-    effects = republish(action, history, policy)
-    for other in history.actions.values():
-        if other["caused_by"] == event_id and other["action"] == REINSTATEMENT:
-            effects.extend(republish(other, history, policy))
-    return effects
-
-
-_TEMPLATE_OF = {
-    (SUSPENSION, APPROVED): "suspension_approved",
-    (BAN, APPROVED): "ban_approved",
-    (WARNING, OVERTURNED): "appeal_granted", (SUSPENSION, OVERTURNED): "appeal_granted",
-    (BAN, OVERTURNED): "appeal_granted",
-    (WARNING, UPHELD): "appeal_denied", (SUSPENSION, UPHELD): "appeal_denied", (BAN, UPHELD): "appeal_denied",
-}
-
-
-def republish(action: Mapping[str, Any], history: History, policy: Policy) -> list[Effect]:
-    """An action's latest record and the notification that went with it, as first made."""
-    record = {k: v for k, v in action.items() if k != "_"}
-    effects: list[Effect] = [DecideAction(record)]
-    if record["action"] == WARNING and record["status"] == ISSUED:
-        template: str | None = f"warning_{record['metric']}"
-    elif record["action"] == REINSTATEMENT:
-        template = "reinstatement"
-    else:
-        template = _TEMPLATE_OF.get((record["action"], record["status"]))
-    if template:
-        effects.append(Notify(notification(record, template, policy, record["decided_at"],
-                                           history.flags.get(f"message:{record['action_id']}"))))
-    return effects
-
-
-def decide(history: History, r: Mapping[str, Any], policy: Policy) -> list[Effect]:
-    """A `ReviewDecision`: decide a pending action, or a pending appeal (CONTRACT §5, 4-5)."""
-    action = history.actions.get(r["action_id"])
-    if action is None:
-        return [RejectInput("unknown_action", f"no action {r['action_id']} for seller {r['seller_id']}")]
-    again = _replay(action, history, r["event_id"], policy)
-    if again is not None:
-        return again
-    status, at, cause = action["status"], r["decided_at"], r["event_id"]
-    approve = r["decision"] == "APPROVE"
-    kind = action["action"].lower()
-    effects: list[Effect] = []
-    if status == PENDING_REVIEW:
-        if approve:
-            record = _transition(action, APPROVED, at, cause, f"The {kind} was approved on review.")
-            effects += [DecideAction(record),
-                        Notify(notification(record, _TEMPLATE_OF[(action["action"], APPROVED)], policy, at))]
-        else:
-            effects.append(DecideAction(_transition(action, REJECTED, at, cause,
-                                                    f"The proposed {kind} was rejected on review.")))
-        return effects
-    if status == APPEALED:
-        message = history.flags.get(f"message:{r['action_id']}")
-        if approve:
-            record = _transition(action, OVERTURNED, at, cause, f"The {kind} was overturned on appeal.")
-            effects += [DecideAction(record), Notify(notification(record, "appeal_granted", policy, at, message))]
-            if action["action"] in (SUSPENSION, BAN):
-                reinstated = _transition(action, ISSUED, at, cause,
-                                         f"Selling privileges are restored: the {kind} was overturned on appeal.")
-                reinstated.update(action=REINSTATEMENT, rule_id=RULE_REINSTATEMENT,
-                                  action_id=stable_id("act", action["action_id"], REINSTATEMENT))
-                effects += [DecideAction(reinstated),
-                            Notify(notification(reinstated, "reinstatement", policy, at))]
-        else:
-            record = _transition(action, UPHELD, at, cause, f"The {kind} was upheld on appeal.")
-            effects += [DecideAction(record), Notify(notification(record, "appeal_denied", policy, at, message))]
-        return effects
-    return [RejectInput("not_decidable", f"action {r['action_id']} is {status}: nothing to decide")]
-
-
-def appeal(history: History, r: Mapping[str, Any]) -> list[Effect]:
-    """An `AppealFiled`: an action in force becomes APPEALED, waiting for review."""
-    action = history.actions.get(r["action_id"])
-    if action is None:
-        return [RejectInput("unknown_action", f"no action {r['action_id']} for seller {r['seller_id']}")]
-    if r["event_id"] in action["_"].get("events", ()):
-        if action["_"].get("event") != r["event_id"]:
-            return []  # superseded by a later transition
-        return [DecideAction({k: v for k, v in action.items() if k != "_"})]
-    if action["status"] not in APPEALABLE or action["action"] == REINSTATEMENT:
-        return [RejectInput("not_appealable", f"action {r['action_id']} is {action['status']}: it cannot be appealed")]
-    record = _transition(action, APPEALED, r["filed_at"], r["event_id"],
-                         f"The seller appealed the {action['action'].lower()}.")
-    return [DecideAction(record), SetFlag(f"message:{r['action_id']}", r.get("message") or " ")]

@@ -10,8 +10,9 @@ from typing import Any, Callable
 
 from rules.calendar import ShipByCalendar
 from rules.effects import Effect, RejectInput
-from rules.enforcement import History, appeal, decide
+from rules.history import History
 from rules.policy import Policy
+from rules.reviews import appeal, decide
 from tables.keys import order_key
 from tables.orders import OrderState
 

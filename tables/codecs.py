@@ -6,7 +6,7 @@ from typing import Any
 
 from faust.serializers import codecs
 
-from rules.enforcement import History
+from rules.history import History
 from tables.orders import OrderState
 from tables.sellers import SellerState
 

@@ -22,7 +22,8 @@ from typing import Any, Callable, MutableMapping
 
 from rules.calendar import ShipByCalendar
 from rules.effects import DecideAction, Effect, PublishMetrics
-from rules.enforcement import AWAITING_REVIEW, History, Snapshot, evaluate, may_act, next_check
+from rules.enforcement import evaluate, may_act, next_check
+from rules.history import AWAITING_REVIEW, History, Snapshot
 from rules.policy import Policy
 from rules.standing import seller_metrics_record
 from schemas.validation import EVENT_TIME
@@ -38,7 +39,6 @@ from tables.months import MonthCalendar
 from tables.orders import OrderState
 from tables.readback import Evidence, Readback
 from tables.sellers import SellerState
-
 
 
 @dataclass

@@ -7,9 +7,9 @@ from __future__ import annotations
 from typing import Any, Callable, Iterator, Mapping
 
 from rules.effects import DecideAction, Effect, PublishMetrics
-from rules.enforcement import republish
 from rules.metrics import METRICS
 from rules.policy import Policy
+from rules.reviews import republish
 from rules.standing import seller_metrics_record
 from tables.clocks import PartitionClocks
 from tables.keys import evidence_key

@@ -19,9 +19,9 @@ import threading
 import time
 import urllib.request
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from contextlib import contextmanager
 from typing import Any, Callable, Iterator
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
@@ -30,9 +30,9 @@ from agents.pipeline import partition_for
 from rules.effects import DecideAction
 from rules.policy import load_policy
 from schemas.codec import Codec
-from streams import topics as T
-from stack.embedded import free_port, start_worker, stop, wait_healthy
 from simulator.marketplace import DAY, HOUR, PROFILES, Marketplace, Profile
+from stack.embedded import free_port, start_worker, stop, wait_healthy
+from streams import topics as T
 from tables.engine import Engine
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -13,8 +13,8 @@ import pytest
 from rules.effects import DecideAction, Notify
 from rules.policy import load_policy
 from schemas.codec import Codec
-from streams import topics as T
 from simulator.marketplace import DAY, Marketplace
+from streams import topics as T
 from tables.engine import Engine
 from tests.kafka_helpers import consume_until, producer
 

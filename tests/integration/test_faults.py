@@ -11,12 +11,11 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-
 import pytest
 
 from schemas.codec import Codec
-from streams import topics as T
 from stack.embedded import free_port, start_tansu, stop
+from streams import topics as T
 from tests.chaos import harness as H
 from tests.kafka_helpers import producer
 

@@ -10,7 +10,16 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import Worker
-from tests.integration.test_enforcement_flow import ORDERS, SELLER, SHIP_BY, WED, Outputs, order, policy_file, scan
+from tests.integration.test_enforcement_flow import (
+    ORDERS,
+    SELLER,
+    SHIP_BY,
+    WED,
+    Outputs,
+    order,
+    policy_file,
+    scan,
+)
 from tests.kafka_helpers import producer
 
 pytestmark = pytest.mark.integration

@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
+from rules.calendar import ShipByCalendar
 from schemas.codec import Codec
 from tests.kafka_helpers import consume_until, producer
-from rules.calendar import ShipByCalendar
 from tests.unit.tables.test_metric_edges import DAY, HOUR
 
 pytestmark = pytest.mark.integration

@@ -8,9 +8,11 @@ from typing import Any
 import pytest
 
 from rules.effects import DecideAction, Notify, RejectInput, SetFlag
-from rules.enforcement import History, Snapshot, appeal, decide, evaluate, next_check
+from rules.enforcement import evaluate, next_check
+from rules.history import History, Snapshot
 from rules.metrics import METRICS
 from rules.policy import load_policy
+from rules.reviews import appeal, decide
 
 POLICY = load_policy("rules/policy.yaml")
 DAY = 86_400_000

@@ -87,9 +87,9 @@ def test_unsupported_schemas_are_left_to_fastavro() -> None:
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 def test_sub_records_carrying_their_encoding_write_the_same_bytes(data: st.DataObject) -> None:
+    from rules.metrics import METRICS
     from schemas.avro_writer import Encoded
     from schemas.codec import encoded_part
-    from rules.metrics import METRICS
 
     schema = _strip_logical_types(CATALOG.current["SellerMetrics"].source)
     record = data.draw(strategy(schema, {}))
