@@ -15,6 +15,7 @@ same decisions in the same order, hence the same ids.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
 from rules.effects import DecideAction, Effect, Notify, SetFlag
@@ -101,11 +102,111 @@ def _new_action(snapshot: Snapshot, history: History, policy: Policy, now: int, 
     }
 
 
+@dataclass(frozen=True)
+class Rung:
+    """One metric of one seller at one evaluation, as the ladder's steps see it."""
+
+    snapshot: Snapshot
+    history: History
+    policy: Policy
+    now: int
+    cause: str
+    episodes: dict[str, int]
+    metric: str
+    index: int
+    warnings: list[dict[str, Any]]
+    suspensions: list[dict[str, Any]]
+    bans: list[dict[str, Any]]
+
+    @property
+    def figures(self) -> str:
+        num, den = self.snapshot.numerators[self.index], self.snapshot.denominators[self.index]
+        return f"{self.metric} is {pct(num / den)} ({num}/{den})"
+
+    @property
+    def standard(self) -> str:
+        return f"the {pct(self.policy.metrics[self.metric].threshold_below)} standard"
+
+    def recent(self, action: dict[str, Any]) -> bool:
+        """Approved (or issued) within the repeat window."""
+        return self.now - action["_"].get("approved_at", action["_"]["issued_at"]) <= \
+            self.policy.ladder.repeat_window_ms
+
+    def open_or_recent(self) -> bool:
+        """A suspension or ban waiting for review, or one approved within the repeat window."""
+        return any(a["status"] in AWAITING_REVIEW or self.recent(a) for a in self.suspensions + self.bans)
+
+    def action(self, rule_id: str, action: str, status: str, reason: str) -> dict[str, Any]:
+        i = self.index
+        return _new_action(
+            self.snapshot, self.history, self.policy, self.now, self.cause, rule_id=rule_id, action=action,
+            status=status, reason=reason, metric=self.metric, numerator=self.snapshot.numerators[i],
+            denominator=self.snapshot.denominators[i],
+            threshold=self.policy.metrics[self.metric].threshold_below, episodes=self.episodes)
+
+
+def ban_step(r: Rung) -> list[Effect] | None:
+    """BELOW again within the repeat window of an approved suspension: a ban, for review
+    (none while a ban is pending or in force). None: the step does not apply."""
+    if not any(s["status"] in (APPROVED, UPHELD) and r.recent(s) for s in r.suspensions):
+        return None
+    if any(b["status"] in AWAITING_REVIEW or b["status"] in (APPROVED, UPHELD) for b in r.bans):
+        return []
+    window = r.policy.ladder.repeat_window_ms // DAY_MS
+    return [DecideAction(r.action(
+        RULE_BAN, BAN, PENDING_REVIEW,
+        f"{r.figures}, above {r.standard} again within {window} days of an approved suspension; "
+        "a ban is proposed for review."))]
+
+
+def repeat_step(r: Rung) -> list[Effect] | None:
+    """BELOW again within the repeat window of a warning: a suspension, for review."""
+    if not any(r.now - w["_"]["issued_at"] <= r.policy.ladder.repeat_window_ms for w in r.warnings):
+        return None
+    if r.open_or_recent():
+        return []
+    window = r.policy.ladder.repeat_window_ms // DAY_MS
+    return [DecideAction(r.action(
+        RULE_REPEAT, SUSPENSION, PENDING_REVIEW,
+        f"{r.figures}, above {r.standard} again within {window} days of a warning; "
+        "a suspension is proposed for review."))]
+
+
+def warning_step(r: Rung) -> list[Effect]:
+    """Entering BELOW otherwise: a warning and its notification, unless the last warning for
+    the metric is still live (`warning_ttl`, CONTRACT §5.1)."""
+    if any(r.now - w["_"]["issued_at"] < r.policy.ladder.warning_ttl_ms for w in r.warnings):
+        return []
+    record = r.action(
+        RULE_WARNING, WARNING, ISSUED,
+        f"{r.figures} over the last {r.policy.window_days} days, above {r.standard}.")
+    return [DecideAction(record), Notify(notification(record, f"warning_{r.metric}", r.policy, r.now))]
+
+
+def escalation_step(r: Rung) -> list[Effect]:
+    """Still BELOW `escalate_after` after the latest warning: a suspension, for review, once."""
+    if not r.warnings:
+        return []
+    w = max(r.warnings, key=lambda a: a["_"]["issued_at"])
+    ladder = r.policy.ladder
+    if (r.history.flags.get(f"escalated:{w['action_id']}")
+            or r.now < w["_"]["issued_at"] + ladder.escalate_after_ms or r.open_or_recent()):
+        return []
+    num, den = r.snapshot.numerators[r.index], r.snapshot.denominators[r.index]
+    return [SetFlag(f"escalated:{w['action_id']}", True), DecideAction(r.action(
+        RULE_ESCALATION, SUSPENSION, PENDING_REVIEW,
+        f"{r.metric} is still {pct(num / den)} ({num}/{den}), above {r.standard}, "
+        f"{ladder.escalate_after_ms // DAY_MS} days after a warning; a suspension is proposed for review."))]
+
+
+# On entering BELOW the first step that applies decides; while BELOW, the escalation.
+ENTERING_STEPS = (ban_step, repeat_step)
+
+
 def ladder_rule(snapshot: Snapshot, history: History, policy: Policy, now: int, cause: str,
                 episodes: dict[str, int]) -> list[Effect]:
-    """Warning -> suspension -> ban, per metric (CONTRACT §5, 1-3)."""
+    """Warning -> suspension -> ban, per metric (CONTRACT §5, 1-3), as its named steps."""
     effects: list[Effect] = []
-    ladder = policy.ladder
     for i, metric in enumerate(METRICS):
         below = enforceable(snapshot, i, policy)
         was_below = bool(history.flags.get(f"below:{metric}"))
@@ -113,64 +214,19 @@ def ladder_rule(snapshot: Snapshot, history: History, policy: Policy, now: int, 
             effects.append(SetFlag(f"below:{metric}", below))
         if not below:
             continue
-        mp = policy.metrics[metric]
-        num, den = snapshot.numerators[i], snapshot.denominators[i]
-        rate = num / den
-        common = dict(metric=metric, numerator=num, denominator=den, threshold=mp.threshold_below,
-                      episodes=episodes)
-        warnings = history.of_metric(metric, WARNING)
-        suspensions = history.of_metric(metric, SUSPENSION)
-        bans = history.of_metric(metric, BAN)
-        open_or_recent = [a for a in suspensions + bans
-                          if a["status"] in AWAITING_REVIEW
-                          or now - a["_"].get("approved_at", a["_"]["issued_at"]) <= ladder.repeat_window_ms]
-        if not was_below:  # enters BELOW
-            approved = [s for s in suspensions if s["status"] in (APPROVED, UPHELD)
-                        and now - s["_"].get("approved_at", s["_"]["issued_at"]) <= ladder.repeat_window_ms]
-            recent_warning = [w for w in warnings if now - w["_"]["issued_at"] <= ladder.repeat_window_ms]
-            if approved:
-                if any(b["status"] in AWAITING_REVIEW or b["status"] in (APPROVED, UPHELD) for b in bans):
-                    continue
-                record = _new_action(
-                    snapshot, history, policy, now, cause, rule_id=RULE_BAN, action=BAN, status=PENDING_REVIEW,
-                    reason=f"{metric} is {pct(rate)} ({num}/{den}), above the {pct(mp.threshold_below)} "
-                           f"standard again within {ladder.repeat_window_ms // DAY_MS} days of an "
-                           "approved suspension; a ban is proposed for review.", **common)
-                effects.append(DecideAction(record))
-            elif recent_warning:
-                if open_or_recent:
-                    continue
-                record = _new_action(
-                    snapshot, history, policy, now, cause, rule_id=RULE_REPEAT, action=SUSPENSION,
-                    status=PENDING_REVIEW,
-                    reason=f"{metric} is {pct(rate)} ({num}/{den}), above the {pct(mp.threshold_below)} "
-                           f"standard again within {ladder.repeat_window_ms // DAY_MS} days of a "
-                           "warning; a suspension is proposed for review.", **common)
-                effects.append(DecideAction(record))
-            else:
-                if any(now - w["_"]["issued_at"] < ladder.warning_ttl_ms for w in warnings):
-                    continue  # one warning per episode: none again while the last one is live (§5.1)
-                record = _new_action(
-                    snapshot, history, policy, now, cause, rule_id=RULE_WARNING, action=WARNING, status=ISSUED,
-                    reason=f"{metric} is {pct(rate)} ({num}/{den}) over the last {policy.window_days} days, "
-                           f"above the {pct(mp.threshold_below)} standard.", **common)
-                effects.append(DecideAction(record))
-                effects.append(Notify(notification(record, f"warning_{metric}", policy, now)))
+        rung = Rung(snapshot, history, policy, now, cause, episodes, metric, i,
+                    history.of_metric(metric, WARNING), history.of_metric(metric, SUSPENSION),
+                    history.of_metric(metric, BAN))
+        if was_below:
+            effects.extend(escalation_step(rung))
             continue
-        # still BELOW: escalate a warning that has not helped within escalate_after
-        if warnings:
-            w = max(warnings, key=lambda a: a["_"]["issued_at"])
-            issued = w["_"]["issued_at"]
-            if (not history.flags.get(f"escalated:{w['action_id']}")
-                    and now >= issued + ladder.escalate_after_ms and not open_or_recent):
-                effects.append(SetFlag(f"escalated:{w['action_id']}", True))
-                record = _new_action(
-                    snapshot, history, policy, now, cause, rule_id=RULE_ESCALATION, action=SUSPENSION,
-                    status=PENDING_REVIEW,
-                    reason=f"{metric} is still {pct(rate)} ({num}/{den}), above the "
-                           f"{pct(mp.threshold_below)} standard, {ladder.escalate_after_ms // DAY_MS} "
-                           "days after a warning; a suspension is proposed for review.", **common)
-                effects.append(DecideAction(record))
+        for step in ENTERING_STEPS:
+            decided = step(rung)
+            if decided is not None:
+                effects.extend(decided)
+                break
+        else:
+            effects.extend(warning_step(rung))
     return effects
 
 

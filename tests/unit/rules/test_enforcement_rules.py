@@ -298,6 +298,8 @@ def test_the_rule_registry_refuses_a_duplicate_id_and_keeps_its_order() -> None:
     from rules.enforcement import RULES, DuplicateRule, RuleRegistry, ladder_rule
 
     assert RULES.ids() == ("ladder", "absolute")
+    from rules.enforcement import ENTERING_STEPS, ban_step, repeat_step
+    assert ENTERING_STEPS == (ban_step, repeat_step)
     registry = RuleRegistry()
     registry.register("ladder", ladder_rule)
     with pytest.raises(DuplicateRule, match="'ladder'"):
