@@ -1,67 +1,27 @@
-"""The `warden` command: up, down, worker, simulate, run, bench."""
+"""The `warden` command: worker, simulate, bench, and the stack's up, down and run (cli.stack_commands)."""
 
 from __future__ import annotations
 
 import argparse
 import gc
 import logging
-import os
 import signal
-import subprocess
 import sys
-import time
 from pathlib import Path
-from typing import Any, Callable
-from urllib.parse import urlparse
+from typing import Any
 
-from stack.embedded import (
-    StackError,
-    StackState,
-    alive,
-    free_port,
-    port_free,
-    port_open,
-    redis_answers,
-    start_redis,
-    start_tansu,
-    start_worker,
-    stop,
-    wait_healthy,
-)
-from streams.settings import ConfigError, Settings, load_settings
-
-STATE_DIR = Path(".warden")
-FAUST_LEVELS = {"debug": "debug", "info": "info", "warning": "warn", "error": "error", "critical": "crit"}
-
-
-class UserError(Exception):
-    """A mistake the user can fix; printed as one line, exit code 2."""
-
-
-def _settings() -> Settings:
-    return load_settings()
-
-
-def _check_policy(settings: Settings) -> None:
-    from rules.policy import load_policy
-
-    load_policy(settings.policy_path)
-
-
-def _broker_reachable(servers: str) -> bool:
-    for server in servers.split(","):
-        host, _, port = server.rpartition(":")
-        if port_open(host, int(port), timeout=1.0):
-            return True
-    return False
-
+from cli.common import FAUST_LEVELS, UserError, broker_reachable, check_policy
+from cli.common import settings as load
+from cli.stack_commands import cmd_down, cmd_run, cmd_up
+from stack.embedded import StackError, port_free
+from streams.settings import ConfigError
 
 # --- worker -------------------------------------------------------------------------------
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    settings = _settings()
-    _check_policy(settings)
-    if not _broker_reachable(settings.kafka_bootstrap_servers):
+    settings = load()
+    check_policy(settings)
+    if not broker_reachable(settings.kafka_bootstrap_servers):
         raise UserError(f"no Kafka broker answers at KAFKA_BOOTSTRAP_SERVERS={settings.kafka_bootstrap_servers}")
     if not port_free(settings.web_port):
         raise UserError(f"WARDEN_WEB_PORT={settings.web_port} is in use: set another port")
@@ -99,145 +59,16 @@ def cmd_worker(args: argparse.Namespace) -> int:
     return 0
 
 
-# --- up / down ----------------------------------------------------------------------------
-
-def _redis_port(url: str) -> int:
-    return urlparse(url).port or 6379
-
-
-def start_stack(settings: Settings, broker_port: int, state_dir: Path,
-                announce: Callable[[str], None]) -> tuple[dict[str, subprocess.Popen[bytes]], dict[str, str], float]:
-    """Start broker, Redis (only if none answers) and the worker; return them, the env, ready time."""
-    t0 = time.monotonic()
-    _check_policy(settings)
-    if not port_free(settings.web_port):
-        raise UserError(f"WARDEN_WEB_PORT={settings.web_port} is in use: stop what holds it or set another port")
-    state_dir.mkdir(parents=True, exist_ok=True)
-    procs: dict[str, subprocess.Popen[bytes]] = {}
-    try:
-        port = broker_port or free_port()
-        procs["broker"] = start_tansu(port, state_dir / "broker.log")
-        announce(f"broker   Tansu on 127.0.0.1:{port} (memory storage)")
-        redis_url = settings.redis_url
-        if redis_answers(redis_url):
-            announce(f"redis    using the Redis at {redis_url}")
-        else:
-            rport = _redis_port(redis_url)
-            if not port_free(rport):
-                rport = free_port()
-            procs["redis"] = start_redis(rport, state_dir / "redis.log")
-            redis_url = f"redis://127.0.0.1:{rport}/0"
-            announce(f"redis    started redis-server on 127.0.0.1:{rport}")
-        env = dict(os.environ)
-        env.update(KAFKA_BOOTSTRAP_SERVERS=f"127.0.0.1:{port}", REDIS_URL=redis_url,
-                   WARDEN_WEB_PORT=str(settings.web_port),
-                   # Tansu's ListOffsets can answer short of the log end (README: Production)
-                   WARDEN_RECOVERY_CHECK="off")
-        procs["worker"] = start_worker(env, state_dir / "worker.log")
-        wait_healthy(settings.web_port, procs["worker"], timeout=90, log_path=state_dir / "worker.log")
-        ready = time.monotonic() - t0
-        announce(f"worker   ready at http://127.0.0.1:{settings.web_port} in {ready:.1f} s (pid {procs['worker'].pid})")
-        return procs, env, ready
-    except BaseException:
-        for proc in reversed(list(procs.values())):
-            stop(proc)
-        raise
-
-
-def _save_state(state: StackState, procs: dict[str, subprocess.Popen[bytes]], env: dict[str, str]) -> None:
-    """Record the started processes and their addresses, for `warden down`."""
-    state.save({k: p.pid for k, p in procs.items()},
-               {k: env[k] for k in ("KAFKA_BOOTSTRAP_SERVERS", "REDIS_URL", "WARDEN_WEB_PORT")})
-
-
-def stop_stack(procs: dict[str, subprocess.Popen[bytes]]) -> None:
-    for name in ("simulator", "feed", "worker", "broker", "redis"):
-        proc = procs.get(name)
-        if proc is not None:
-            stop(proc)
-
-
-def _wait_forever(procs: dict[str, subprocess.Popen[bytes]]) -> None:
-    while True:
-        for name, proc in procs.items():
-            if proc.poll() is not None:
-                raise StackError(f"the {name} exited (code {proc.returncode}); see .warden/{name}.log")
-        time.sleep(0.5)
-
-
-def cmd_up(args: argparse.Namespace) -> int:
-    settings = _settings()
-    state = StackState(STATE_DIR)
-    previous = state.load()
-    if previous and any(alive(int(pid)) for pid in dict(previous.get("pids", {})).values()):  # type: ignore[arg-type]
-        raise UserError("a stack started by `warden up` is still running: run `warden down` first")
-    procs, env, ready = start_stack(settings, args.broker_port, STATE_DIR, print)
-    _save_state(state, procs, env)
-    if args.detach:
-        print(f"ready in {ready:.2f} s; `warden down` stops it")
-        return 0
-    try:
-        _wait_forever(procs)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        stop_stack(procs)
-        state.clear()
-    return 0
-
-
-def cmd_down(args: argparse.Namespace) -> int:
-    state = StackState(STATE_DIR)
-    data = state.load()
-    pids: dict[str, int] = {k: int(v) for k, v in dict(data.get("pids", {})).items()}  # type: ignore[arg-type]
-    if not pids:
-        print("nothing to stop: no stack started by `warden up` here")
-        return 0
-    for name in ("simulator", "worker", "broker", "redis"):
-        pid = pids.get(name)
-        if pid is not None and alive(pid):
-            stop(pid)
-            print(f"stopped {name} (pid {pid})")
-    state.clear()
-    return 0
-
-
 # --- simulate -----------------------------------------------------------------------------
 
 def cmd_simulate(args: argparse.Namespace) -> int:
     from simulator.publisher import simulate
 
-    settings = _settings()
-    if not _broker_reachable(settings.kafka_bootstrap_servers):
+    settings = load()
+    if not broker_reachable(settings.kafka_bootstrap_servers):
         raise UserError(f"no Kafka broker answers at KAFKA_BOOTSTRAP_SERVERS={settings.kafka_bootstrap_servers}")
     simulate(settings, seed=args.seed, sellers=args.sellers, days=args.days, rate=args.rate,
              duration=args.duration, zipf=args.zipf, quiet=args.quiet)
-    return 0
-
-
-# --- run ----------------------------------------------------------------------------------
-
-def cmd_run(args: argparse.Namespace) -> int:
-    from feed.live import live_feed
-
-    settings = _settings()
-    print("Warden: starting the embedded stack (Ctrl-C stops everything)")
-    procs, env, _ = start_stack(settings, args.broker_port, STATE_DIR, lambda s: print("  " + s))
-    _save_state(StackState(STATE_DIR), procs, env)
-    try:
-        sim_log = open(STATE_DIR / "simulator.log", "ab")
-        procs["simulator"] = subprocess.Popen(
-            [sys.executable, "-m", "cli", "simulate", "--seed", str(args.seed), "--sellers",
-             str(args.sellers), "--days", str(args.days), "--rate", str(args.rate), "--quiet"],
-            env=env, stdout=sim_log, stderr=subprocess.STDOUT, start_new_session=True)
-        print(f"  simulator {args.sellers} sellers, {args.days} days of history, then live at {args.rate} events/s")
-        print()
-        live_feed(env["KAFKA_BOOTSTRAP_SERVERS"], settings, procs)
-    except KeyboardInterrupt:
-        print("\nstopping…")
-    finally:
-        stop_stack(procs)
-        StackState(STATE_DIR).clear()
     return 0
 
 

@@ -98,3 +98,28 @@ def test_the_probe_would_see_a_module_that_works_at_import(tmp_path: Path) -> No
     events = {(s[0], s[1]) for s in json.loads(done.stdout.strip().splitlines()[-1])["seen"]}
     assert ("busy.eager", "open") in events
     assert {("busy.eager", "_thread.start_new_thread"), ("busy.eager", "native threads")} & events
+
+
+HELP = r"""
+import runpy, sys
+seen = []
+def hook(event, args):
+    if event.startswith("socket.") or event in ("subprocess.Popen", "os.system"):
+        seen.append(event)
+sys.addaudithook(hook)
+sys.argv = ["warden", "--help"]
+try:
+    runpy.run_module("cli", run_name="__main__")
+except SystemExit as exc:
+    code = exc.code
+print("SEEN", code, sorted(set(seen)))
+"""
+
+
+def test_warden_help_opens_no_connection() -> None:
+    env = dict(os.environ, KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:1", PYTHONPATH=str(ROOT))
+    done = subprocess.run([sys.executable, "-c", HELP], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=60)
+    assert "usage: warden" in done.stdout
+    last = done.stdout.strip().splitlines()[-1]
+    assert last == "SEEN 0 []", last
