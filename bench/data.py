@@ -20,9 +20,9 @@ from typing import Any, Callable
 from agents.pipeline import Pipeline, partition_for
 from rules.policy import Policy, load_policy
 from schemas.codec import Codec
-from streams import topics as T
-from simulator.publisher import producer
 from simulator.marketplace import DAY, Marketplace
+from simulator.publisher import producer
+from streams import topics as T
 from tables.engine import Engine
 
 # events per seller and day the simulator gives with Zipf skew 1.0 (measured); used to

@@ -174,7 +174,8 @@ def run_bench(sections: list[str], quick: bool, json_path: str | None, workers: 
               store: str = "rocksdb") -> Report:
     """Run the sections; raise BenchFailure (after writing what was measured) when a run
     did not do its work correctly."""
-    from bench.stack import BenchFailure, run_stack
+    from bench.sections import run_stack
+    from bench.stack import BenchFailure
 
     report = Report()
     env = report.environment()

@@ -11,6 +11,7 @@ what the core decides for the same history.
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import signal
@@ -301,7 +302,9 @@ class Cluster:
 
     def read(self, name: str, quiet_s: float = 3.0) -> list[dict[str, Any]]:
         """Every record of an output topic, decoded, in each partition's order: read until
-        nothing more comes for `quiet_s` (a broker's reported end may fall short)."""
+        nothing more comes for `quiet_s` (a broker's reported end may fall short). Each
+        record's place and produce time are written to `<tmp>/<topic>.jsonl` (to tell,
+        after a mismatch, which worker published what, and when)."""
         topic = self.topic(name)
         c = Consumer({"bootstrap.servers": self.broker, "group.id": f"read-{uuid.uuid4().hex}",
                       "enable.auto.commit": False})
@@ -309,6 +312,7 @@ class Cluster:
             meta = c.list_topics(topic, timeout=10).topics[topic]
             c.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in meta.partitions])
             out: list[dict[str, Any]] = []
+            places: list[dict[str, Any]] = []
             last = time.monotonic()
             while time.monotonic() - last < quiet_s:
                 msg = c.poll(0.2)
@@ -316,6 +320,11 @@ class Cluster:
                     continue
                 last = time.monotonic()
                 out.append(codec.decode(msg.value())[1])
+                places.append({"partition": msg.partition(), "offset": msg.offset(),
+                               "produced": msg.timestamp()[1], "record": out[-1]})
+            with open(self.tmp / f"{name}.jsonl", "w") as fh:
+                for place in places:
+                    fh.write(json.dumps(place, default=str) + "\n")
             return out
         finally:
             c.close()

@@ -1,43 +1,15 @@
-"""Every reach into Faust's and aiokafka's internals, in this one module.
-
-Warden relies on a few private names of faust-streaming 0.15.3 and aiokafka 0.14.0 (both
-pinned): the consumer's drain loop and ack bookkeeping, the table stores' partitions, the
-recovery's end, the current event's partition, a heartbeat request. Each is reached only
-from here, ruff's private-access rule (SLF) checks that nothing else does, and
-`tests/unit/streams/test_faust_internals.py` checks that every name relied on still exists
-with the expected shape, so an upgrade fails loudly in one place.
-
-The batch path. Faust hands every record to its agents one at a time: a `Message` and an
-`Event` are built, the conductor awaits flow control and the producer buffer, the record
-is put on the agent's queue, the stream takes it off, and the drain loop awaits all that
-through `wait_first`, which schedules a task per record. The benchmark's do-nothing agent
-pays ~70 µs a record for it, more than Warden's whole decision path. `BatchConsumer`
-keeps everything Faust's consumer does around the records (the group, rebalancing,
-pausing, recovery of the tables' changelogs, offset commits) and changes only how the
-records of the topics given to `route_batches` reach their handler: as aiokafka returns
-them, one list per partition, in one call per fetch. Records of every other topic (the
-changelogs while tables recover) take Faust's own path. The handler acknowledges what it
-has processed with `Acks`, which does what `Consumer.ack` does for a message, so Faust
-commits exactly those offsets. The handler runs without awaiting between the check of the
-rebalance generation and its records, so no rebalance lands in the middle of one.
-"""
+"""The batch path: Faust's aiokafka consumer delivering the hot topics in batches, in
+offset order, none skipped; acks; the consumer's state as Warden reads it."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import time
-import weakref
-from typing import Any, Awaitable, Callable, Collection, Iterator, Mapping
+from typing import Any, Awaitable, Callable, Collection, Mapping
 
-import faust
 from aiokafka.structs import TopicPartition as AIOKafkaTP
-from faust.serializers import codecs
-from faust.streams import _current_event
-from faust.tables.manager import TableManager
 from faust.transport.drivers.aiokafka import Consumer as KafkaConsumer
-from faust.transport.drivers.aiokafka import Producer as KafkaProducer
-from faust.transport.drivers.aiokafka import Transport as KafkaTransport
 from faust.types import TP
 
 # (topic partition, its records as aiokafka returns them: .offset .timestamp (ms) .key .value .headers)
@@ -291,35 +263,6 @@ class BatchConsumer(KafkaConsumer):
             previous = r.offset
 
 
-class CheckpointProducer(KafkaProducer):
-    """Faust's producer, whose flush (awaited before every offset commit, on revocation and
-    before recovery) also runs the app's `checkpoint`, if it has one: what must be on the
-    broker before offsets are committed (agents.runtime.Checkpoint)."""
-
-    async def flush(self) -> None:
-        await super().flush()
-        checkpoint = getattr(self.app, "checkpoint", None)
-        if checkpoint is not None:
-            await checkpoint()
-
-
-class BatchTransport(KafkaTransport):
-    Consumer = BatchConsumer
-    Producer = CheckpointProducer
-
-
-def route_batches(app: Any, topics: Collection[str], handler: BatchHandler) -> None:
-    """Deliver the records of `topics` to `handler` in batches (see the module's doc)."""
-    app.batch_route = (frozenset(topics), handler)
-
-
-def route_changelogs(app: Any, apply: Callable[[Any, TP, list[Any]], bool]) -> None:
-    """Hand each fetch's records of the tables' changelogs to `apply(app, tp, records)`,
-    which returns False for those Faust's own path should take."""
-    app.changelog_route = apply
-
-
-
 def membership_lost(consumer: Any) -> bool:
     """Whether aiokafka's group coordinator has found that the group no longer counts this
     consumer as a member (a heartbeat answered "unknown member" or "illegal generation":
@@ -335,8 +278,6 @@ def membership_lost(consumer: Any) -> bool:
         return False
     return not coordinator.member_id or coordinator.generation < 0
 
-
-# --- the consumer ----------------------------------------------------------------------------
 
 def committed_offset(consumer: Any, tp: TP) -> int | None:
     """The offset Faust's consumer holds as committed for `tp` (next to read), or None."""
@@ -378,97 +319,3 @@ def fetch_state(consumer: Any, tp: TP) -> str:
     return "; ".join(parts)
 
 
-def use_fetch_max_wait(ms: int) -> None:
-    """Faust's aiokafka driver builds its consumer with fetch_max_wait_ms=1500, not a
-    setting; give the consumers of this process `ms` instead."""
-    import aiokafka
-
-    base = getattr(aiokafka.AIOKafkaConsumer, "_warden_base", aiokafka.AIOKafkaConsumer)
-
-    class Consumer(base):  # type: ignore[misc, valid-type]
-        _warden_base = base
-
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            kwargs["fetch_max_wait_ms"] = ms
-            super().__init__(*args, **kwargs)
-
-    aiokafka.AIOKafkaConsumer = Consumer  # type: ignore[misc]
-
-
-class WardenApp(faust.App):
-    """Faust's app with the transport whose consumer delivers the hot topics in batches and
-    whose producer's flush runs the app's checkpoint."""
-
-    def _new_transport(self) -> Any:
-        return BatchTransport(self.conf.broker_consumer, self)
-
-
-class QuickTableManager(TableManager):
-    """Faust's table manager sleeps a second before starting recovery, so that tables
-    declared late can register; every Warden table is declared at import, so it need not."""
-
-    async def on_start(self) -> None:
-        await self.sleep(0.05)
-        if not self.should_stop:
-            await self._update_channels()
-            await self.recovery.start()
-
-
-# --- the tables' stores ------------------------------------------------------------------------
-
-def set_current_partition(event: Any) -> None:
-    """Make `event` (with .message.partition) Faust's current event: a RocksDB store writes
-    the database of that partition."""
-    _current_event.set(weakref.ref(event))
-
-
-def current_event_set() -> bool:
-    return _current_event.get(None) is not None
-
-
-def key_partitions(store: Any) -> dict[Any, int]:
-    """A memory store's key -> changelog partition (what its recovery prunes by)."""
-    return store._key_partition  # type: ignore[no-any-return]
-
-
-def rocksdb_items(store: Any, partitions: set[int] | None) -> Iterator[tuple[bytes, bytes]]:
-    """Every (raw key, raw value) a RocksDB store holds for `partitions` (None: all)."""
-    for partition, db in list(store._dbs.items()):
-        if partitions is not None and partition not in partitions:
-            continue
-        yield from store._visible_items(db)
-
-
-def rocksdb_write(store: Any, partition: int, batch: Any) -> None:
-    """Write a rocksdict WriteBatch to the database of `partition`."""
-    store._db_for_partition(partition).write(batch)
-
-
-def codec_loads(serializer: Any) -> Any:
-    """The codec's own decoding, without Faust's wrapper when it has no nested codecs."""
-    codec = codecs.get_codec(serializer)
-    return codec._loads if tuple(codec.nodes) == (codec,) else codec.loads
-
-
-def end_recovery(recovery: Any) -> None:
-    """Tell Faust's recovery it is complete (what its own changelog reader does)."""
-    recovery.flush_buffers()
-    recovery._set_recovery_ended()
-    recovery.signal_recovery_end.set()
-
-
-def recover_from_the_start(app: Any) -> None:
-    """Make the next recovery read every changelog partition from its start (or, for a
-    persistent store, from the offset the store holds): Faust otherwise resumes a partition
-    it keeps through a rebalance from where it last read, assuming its store still holds
-    everything before; after the in-memory tables were dropped (a fenced worker), it does not."""
-    recovery = app.tables.recovery
-    recovery.active_offsets.clear()
-    recovery.standby_offsets.clear()
-    recovery.active_highwaters.clear()
-    recovery.standby_highwaters.clear()
-
-
-def new_changelog_topic(table: Any) -> Any:
-    """The table's changelog topic made again (after its serializers changed)."""
-    return table._new_changelog_topic()

@@ -1,0 +1,195 @@
+"""(e) of `warden bench`: event-to-decision latency under an open-loop load."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from typing import Any, Callable
+
+from confluent_kafka import Consumer, TopicPartition
+
+from agents.pipeline import partition_for
+from bench.stack import (
+    BenchFailure,
+    Context,
+    cpu_seconds,
+    percentile,
+    still_working,
+)
+from schemas.codec import Codec
+from simulator.publisher import producer
+from streams import topics as T
+
+# --- (e) latency ----------------------------------------------------------------------------
+
+class Probe:
+    """Open-loop probe orders for `probe-*` sellers, and a consumer timing their outputs."""
+
+    def __init__(self, ctx: Context, prefix: str) -> None:
+        self.ctx = ctx
+        self.prefix = prefix
+        self.codec = Codec()
+        self.sent: dict[tuple[str, int], float] = {}  # (seller, placed_at) -> send time (s)
+        self.received: list[tuple[bytes, bytes, float, float]] = []  # key, value, record ts, receive time
+        self.next_time = max(int(time.time() * 1000), ctx.data.end_ms if ctx.data else 0) + 1
+        self._stop = threading.Event()
+        self._consumer_thread: threading.Thread | None = None
+        self.seq = 0
+        self.answers: list[tuple[float, float, float]] = []
+        self._answered: set[tuple[str, int]] = set()
+        self._decoded = 0
+
+    def start_consumer(self) -> None:
+        topic = self.prefix + T.SELLER_METRICS
+        consumer = Consumer({"bootstrap.servers": self.ctx.servers, "group.id": f"bench-{uuid.uuid4().hex[:6]}",
+                             "enable.auto.commit": False, "fetch.wait.max.ms": 100})
+        # The latency is read off each output's own timestamp (set when the worker publishes
+        # it), not when this consumer receives it: it may poll seldom. It does: a fetch
+        # with new records costs Tansu time proportional to the batches in the partition,
+        # and the seller-metrics topic holds hundreds of thousands; fetching every 5 ms
+        # made the bench's own reader the broker's biggest load.
+        ends = []
+        for p in range(self.ctx.plan.partitions):
+            _, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=5)
+            ends.append(TopicPartition(topic, p, max(0, high)))
+        consumer.assign(ends)
+
+        def run() -> None:
+            try:
+                while not self._stop.is_set():
+                    for msg in consumer.consume(10_000, 0.05):
+                        if msg.error() is None and msg.key() and msg.key().startswith(b"probe-"):
+                            self.received.append((msg.key(), msg.value(), msg.timestamp()[1] / 1000, time.time()))
+            finally:
+                consumer.close()
+
+        self._consumer_thread = threading.Thread(target=run, daemon=True)
+        self._consumer_thread.start()
+
+    def stop_consumer(self) -> None:
+        self._stop.set()
+        if self._consumer_thread is not None:
+            self._consumer_thread.join(5)
+
+    def send(self, rate: float, seconds: float, until: Callable[[], bool] | None = None) -> int:
+        """Send probe orders at `rate`/s for `seconds` (or until `until()`); open loop: the
+        schedule never waits for the worker."""
+        # linger 5 ms, as Kafka clients default to since 4.0: a request per record would cost
+        # the broker more than the worker
+        prod = producer(self.ctx.servers, **{"linger.ms": 5})
+        partitions = self.ctx.plan.partitions
+        total = int(rate * seconds)
+        topic = self.prefix + T.RECORD_TOPIC["OrderPlaced"]
+        records = []
+        for i in range(total):
+            seller = f"probe-{(self.seq + i) % 1000:04d}"
+            placed = self.next_time + i
+            value = self.codec.encode("OrderPlaced", {
+                "event_id": f"probe-ev-{self.seq + i}", "order_id": f"probe-o-{self.seq + i}", "seller_id": seller,
+                "buyer_id": f"buyer-{i % 5000}", "show_id": None, "amount_cents": 1000, "currency": "USD",
+                "placed_at": placed, "ship_by": None})
+            key = seller.encode()
+            records.append((key, partition_for(key, partitions), value, seller, placed))
+        self.seq += total
+        self.next_time += total + 1
+        started = time.perf_counter()
+        sent = 0
+        while sent < total:
+            due = min(total, int((time.perf_counter() - started) * rate) + 1)
+            while sent < due:
+                key, partition, value, seller, placed = records[sent]
+                self.sent[(seller, placed)] = time.time()
+                prod.produce(topic, key=key, value=value, partition=partition)
+                sent += 1
+            prod.poll(0)
+            if until is not None and until():
+                break
+            time.sleep(0.0005)
+        prod.flush(30)
+        return sent
+
+    def answered(self) -> list[tuple[float, float, float]]:
+        """(sent, output timestamp, received) per answered probe, decoding only what
+        arrived since the last call (this runs inside the open-loop send schedule)."""
+        received = self.received
+        while self._decoded < len(received):
+            _, value, ts, received_at = received[self._decoded]
+            self._decoded += 1
+            _, record = self.codec.decode(value)
+            key = (record["seller_id"], record["as_of"])
+            sent = self.sent.get(key)
+            if sent is not None and key not in self._answered:
+                self._answered.add(key)
+                self.answers.append((sent, ts, received_at))
+        return self.answers
+
+    def latencies(self, since: float = 0.0) -> tuple[list[float], list[float], int]:
+        """(publication latencies, receive latencies) in ms, of probes sent after `since`,
+        and how many of those probes have no output."""
+        answers = [a for a in self.answered() if a[0] >= since]
+        wanted = sum(1 for t in self.sent.values() if t >= since)
+        return ([(ts - sent) * 1000 for sent, ts, _ in answers],
+                [(received - sent) * 1000 for sent, _, received in answers], wanted - len(answers))
+
+    def wait_answered(self, since: float, timeout_s: float, waiting: Callable[[int], None]) -> None:
+        """Wait up to `timeout_s` until every probe sent after `since` has its output (a slow
+        answer is not a lost one), calling `waiting(missing)` while some are missing."""
+        deadline = time.time() + timeout_s
+        while time.time() < deadline:
+            missing = self.latencies(since)[2]
+            if missing == 0:
+                return
+            waiting(missing)
+            time.sleep(0.2)
+
+    def first_answer_within(self, since: float, bound_s: float) -> float | None:
+        """When the first probe sent after `since` was answered (published) within `bound_s`."""
+        times = [published for sent, published, _ in self.answered() if sent >= since and published - sent <= bound_s]
+        return min(times) if times else None
+
+
+def section_latency(ctx: Context, report: Any) -> None:
+    if ctx.worker is None or "c" not in ctx.figures:
+        raise BenchFailure("latency needs the worker section (c) in the same run")
+    probe = Probe(ctx, ctx.worker.prefix)
+    probe.start_consumer()
+    try:
+        # warm-up, not counted: the first seconds after (c) carry its tail (the last
+        # commit's changelog flush, the views of every seller it touched)
+        ctx.progress("(e) warm-up at 25% of (c) for 3 s")
+        since = time.time()
+        probe.send(ctx.figures["c"] * 0.25, 3.0)
+        probe.wait_answered(since, 30.0, lambda missing: None)
+        for load in (0.25, 0.50, 0.75):
+            rate = ctx.figures["c"] * load
+            ctx.progress(f"(e) latency at {load:.0%} of (c): {rate:,.0f} events/s for {ctx.plan.latency_seconds:.0f} s")
+            since = time.time()
+            worker_pid = ctx.worker.proc.pid if ctx.worker.proc else None
+            cpu0 = (cpu_seconds(worker_pid), cpu_seconds(ctx.broker_pid), time.monotonic())
+            probe.send(rate, ctx.plan.latency_seconds)
+            seconds = time.monotonic() - cpu0[2]
+            worker_cpu = (cpu_seconds(worker_pid) - cpu0[0]) / seconds
+            broker_cpu = (cpu_seconds(ctx.broker_pid) - cpu0[1]) / seconds
+            probe.wait_answered(since, 60.0, lambda missing: ctx.progress(
+                f"(e) latency at {load:.0%}: waiting for {missing:,} answers"))
+            pub, _, missing = probe.latencies(since)
+            working = still_working(ctx.worker) if missing else False
+            label = f"{int(load * 100)}%"
+            p50, p99, p999 = (percentile(pub, q) for q in (0.5, 0.99, 0.999))
+            ctx.figures[f"p99_{label}"] = p99
+            report.add("e", f"latency at {label} load ({rate:,.0f}/s): p50", p50, "ms",
+                       f"{len(pub):,} probes; {missing} without output")
+            report.add("e", f"latency at {label} load: p99", p99, "ms",
+                       "input broker timestamp -> output published" + ("; target <= 50" if load == 0.5 else ""))
+            report.add("e", f"latency at {label} load: p999", p999, "ms",
+                       f"CPU while sending: worker {worker_cpu:.2f}"
+                       + (f", broker {broker_cpu:.2f}" if ctx.broker_pid else "") + " cores")
+            if missing > len(pub) * 0.01 + 1:
+                if not working:
+                    raise BenchFailure(f"latency: {missing} of {missing + len(pub)} probes at {label} got no output")
+                report.add("e", f"latency at {label} load: overloaded", missing, "probes",
+                           "still unanswered after 60 s while the worker works on: higher loads not run")
+                break
+    finally:
+        probe.stop_consumer()

@@ -1,0 +1,124 @@
+"""(f) and (g) of `warden bench`: start-up, recovery after kill -9, memory."""
+
+from __future__ import annotations
+
+import statistics
+import threading
+import time
+import uuid
+from typing import Any
+
+from bench.latency import Probe
+from bench.stack import (
+    BenchFailure,
+    Context,
+    WorkerRun,
+    still_working,
+)
+from streams.settings import load_settings
+
+# --- (f) start-up and recovery -------------------------------------------------------------
+
+def startup_dynamic(ctx: Context) -> float:
+    """Process start -> ready of a worker without an instance id (Warden's default), each
+    run a new group on topics of their own (no records: (c) times the draining)."""
+    from streams.admin import ensure_topics
+
+    readies = []
+    for r in range(ctx.plan.repeats):
+        ctx.progress(f"(f) start-up of a dynamic member, run {r + 1}/{ctx.plan.repeats}")
+        prefix = f"bench{uuid.uuid4().hex[:8]}."
+        ensure_topics(load_settings({"KAFKA_BOOTSTRAP_SERVERS": ctx.servers, "WARDEN_TOPIC_PREFIX": prefix,
+                                     "WARDEN_PARTITIONS": str(ctx.plan.partitions)}))
+        w = WorkerRun(ctx, prefix, "warden", f"dynamic{r}")
+        w.env.pop("WARDEN_INSTANCE_ID")
+        try:
+            readies.append(w.start().wait_ready())
+        finally:
+            w.stop()
+    return statistics.median(readies)
+
+
+def section_startup(ctx: Context, report: Any) -> None:
+    if ctx.worker is None or "c" not in ctx.figures:
+        raise BenchFailure("start-up and recovery need the worker section (c) in the same run")
+    dynamic = startup_dynamic(ctx)
+    report.add("f", "start-up: process start -> ready", dynamic, "s",
+               f"dynamic member (no WARDEN_INSTANCE_ID), median of {ctx.plan.repeats}; target <= 5")
+    report.add("f", "start-up of a static member", ctx.figures["ready"], "s",
+               "WARDEN_INSTANCE_ID set, (c)'s runs: the broker holds its SyncGroup 3 s more")
+    w = ctx.worker
+    ctx.figures["rss"] = w.peak_rss()
+    probe = Probe(ctx, w.prefix)
+    probe.start_consumer()
+    rate = ctx.figures["c"] * 0.25
+    killed: dict[str, float] = {}
+    replacement: list[WorkerRun] = []
+
+    # caught up: a probe sent after the kill is answered as fast as before it (the p99 at
+    # this load in (e), at least 250 ms)
+    bound_ms = max(250.0, ctx.figures.get("p99_25%", 250.0) or 250.0)
+
+    def caught_up() -> bool:
+        return "at" in killed and probe.first_answer_within(killed["at"], bound_ms / 1000) is not None
+
+    def kill_and_replace() -> None:
+        time.sleep(2.0)
+        killed["at"] = time.time()
+        w.kill()
+        r = WorkerRun(ctx, w.prefix, "warden", "w1")
+        r.env = dict(w.env)  # the same group member, data directory and port
+        r.port, r.log = w.port, w.log
+        replacement.append(r.start())
+        r.wait_ready()
+        killed["ready"] = time.time()
+
+    ctx.progress(f"(f) recovery: kill -9 under {rate:,.0f} events/s, then a replacement")
+    killer = threading.Thread(target=kill_and_replace, daemon=True)
+    killer.start()
+    try:
+        probe.send(rate, 120.0, until=lambda: caught_up())
+        killer.join(60)
+        deadline = time.time() + 60
+        while not caught_up() and time.time() < deadline:
+            time.sleep(0.1)
+        if "ready" not in killed or (not caught_up() and not still_working(replacement[0])):
+            after = [published - sent for sent, published, _ in probe.answered() if sent >= killed.get("at", 0)]
+            seen = (f"; {len(after):,} probes answered after the kill, fastest in {min(after) * 1000:.0f} ms"
+                    if after else "; no probe answered after the kill")
+            raise BenchFailure(f"recovery: the replacement worker did not catch up within 60 s (answers "
+                               f"within {bound_ms:.0f} ms){seen}" + (f"; see {replacement[0].log}" if replacement else ""))
+        ready = killed["ready"] - killed["at"]
+        first = probe.first_answer_within(killed["at"], bound_ms / 1000)
+        recovery = None if first is None else first - killed["at"]  # None: overloaded, still working
+    finally:
+        probe.stop_consumer()
+        ctx.worker = replacement[0] if replacement else None
+        w.stop()
+    ctx.figures["recovery"] = recovery
+    state = ctx.expected.state if ctx.expected else {}
+    report.add("f", "recovery: kill -9 -> replacement ready", ready, "s",
+               f"{ctx.plan.store} store; tables of {len(ctx.data or []):,} events")
+    if recovery is None:
+        report.add("f", "recovery: kill -9 -> caught up", "not in 60 s", "",
+                   f"answers still slower than {bound_ms:.0f} ms while the worker works on")
+    else:
+        report.add("f", "recovery: kill -9 -> caught up", recovery, "s",
+                   f"latency back under {bound_ms:.0f} ms; target <= 10; {state.get('sellers', 0):,} sellers")
+
+
+# --- (g) memory -----------------------------------------------------------------------------
+
+def section_memory(ctx: Context, report: Any) -> None:
+    assert ctx.expected is not None
+    state = ctx.expected.state
+    rss = ctx.figures.get("rss") or (ctx.worker.peak_rss() if ctx.worker else 0)
+    if rss:
+        report.add("g", "worker peak RSS", round(rss / 2**20, 1), "MiB",
+                   f"after (c) and (e), {len(ctx.data or []):,} events")
+    report.add("g", "state bytes per seller ring (median)", state["seller_ring_median"], "B",
+               f"max {state['seller_ring_max']} B; target <= 2048")
+    report.add("g", "state bytes per seller, all tables (mean)", state["per_seller_all"], "B",
+               f"{state['sellers']:,} sellers")
+    report.add("g", "state bytes per order held (mean)", state["per_order"], "B",
+               f"{state['orders_held']:,} held, {state['orders_in_window']:,} placed in window")

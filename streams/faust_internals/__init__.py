@@ -1,0 +1,85 @@
+"""Every reach into Faust's and aiokafka's internals, in this one package.
+
+Warden relies on a few private names of faust-streaming 0.15.3 and aiokafka 0.14.0 (both
+pinned): the consumer's drain loop and ack bookkeeping, the table stores' partitions, the
+recovery's end, the current event's partition, a heartbeat request. Each is reached only
+from here, ruff's private-access rule (SLF) checks that nothing else does, and
+`tests/unit/streams/test_faust_internals.py` checks that every name relied on still exists
+with the expected shape, so an upgrade fails loudly in one place.
+
+The batch path. Faust hands every record to its agents one at a time: a `Message` and an
+`Event` are built, the conductor awaits flow control and the producer buffer, the record
+is put on the agent's queue, the stream takes it off, and the drain loop awaits all that
+through `wait_first`, which schedules a task per record. The benchmark's do-nothing agent
+pays ~70 µs a record for it, more than Warden's whole decision path. `BatchConsumer`
+keeps everything Faust's consumer does around the records (the group, rebalancing,
+pausing, recovery of the tables' changelogs, offset commits) and changes only how the
+records of the topics given to `route_batches` reach their handler: as aiokafka returns
+them, one list per partition, in one call per fetch. Records of every other topic (the
+changelogs while tables recover) take Faust's own path. The handler acknowledges what it
+has processed with `Acks`, which does what `Consumer.ack` does for a message, so Faust
+commits exactly those offsets. The handler runs without awaiting between the check of the
+rebalance generation and its records, so no rebalance lands in the middle of one.
+
+The package's modules: `consumer` (the batch path, acks, the consumer's state), `app`
+(the app, transport, producer and table manager), `stores` (the tables' stores and their
+recovery). Import from the package.
+"""
+
+from streams.faust_internals.app import (
+    BatchTransport,
+    CheckpointProducer,
+    QuickTableManager,
+    WardenApp,
+    route_batches,
+    route_changelogs,
+    use_fetch_max_wait,
+)
+from streams.faust_internals.consumer import (
+    Acks,
+    Batch,
+    BatchConsumer,
+    BatchHandler,
+    committed_offset,
+    fetch_position,
+    fetch_state,
+    membership_lost,
+)
+from streams.faust_internals.stores import (
+    codec_loads,
+    current_event_set,
+    end_recovery,
+    key_partitions,
+    new_changelog_topic,
+    recover_from_the_start,
+    rocksdb_items,
+    rocksdb_write,
+    set_current_partition,
+)
+
+__all__ = [
+    "Acks",
+    "Batch",
+    "BatchConsumer",
+    "BatchHandler",
+    "BatchTransport",
+    "CheckpointProducer",
+    "QuickTableManager",
+    "WardenApp",
+    "codec_loads",
+    "committed_offset",
+    "current_event_set",
+    "end_recovery",
+    "fetch_position",
+    "fetch_state",
+    "key_partitions",
+    "membership_lost",
+    "new_changelog_topic",
+    "recover_from_the_start",
+    "rocksdb_items",
+    "rocksdb_write",
+    "route_batches",
+    "route_changelogs",
+    "set_current_partition",
+    "use_fetch_max_wait",
+]

@@ -1,0 +1,80 @@
+"""Faust's app, transport, producer and table manager as Warden runs them."""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Collection
+
+import faust
+from faust.tables.manager import TableManager
+from faust.transport.drivers.aiokafka import Producer as KafkaProducer
+from faust.transport.drivers.aiokafka import Transport as KafkaTransport
+from faust.types import TP
+
+from streams.faust_internals.consumer import BatchConsumer, BatchHandler
+
+
+class CheckpointProducer(KafkaProducer):
+    """Faust's producer, whose flush (awaited before every offset commit, on revocation and
+    before recovery) also runs the app's `checkpoint`, if it has one: what must be on the
+    broker before offsets are committed (agents.runtime.Checkpoint)."""
+
+    async def flush(self) -> None:
+        await super().flush()
+        checkpoint = getattr(self.app, "checkpoint", None)
+        if checkpoint is not None:
+            await checkpoint()
+
+
+class BatchTransport(KafkaTransport):
+    Consumer = BatchConsumer
+    Producer = CheckpointProducer
+
+
+def route_batches(app: Any, topics: Collection[str], handler: BatchHandler) -> None:
+    """Deliver the records of `topics` to `handler` in batches (see the module's doc)."""
+    app.batch_route = (frozenset(topics), handler)
+
+
+def route_changelogs(app: Any, apply: Callable[[Any, TP, list[Any]], bool]) -> None:
+    """Hand each fetch's records of the tables' changelogs to `apply(app, tp, records)`,
+    which returns False for those Faust's own path should take."""
+    app.changelog_route = apply
+
+
+
+def use_fetch_max_wait(ms: int) -> None:
+    """Faust's aiokafka driver builds its consumer with fetch_max_wait_ms=1500, not a
+    setting; give the consumers of this process `ms` instead."""
+    import aiokafka
+
+    base = getattr(aiokafka.AIOKafkaConsumer, "_warden_base", aiokafka.AIOKafkaConsumer)
+
+    class Consumer(base):  # type: ignore[misc, valid-type]
+        _warden_base = base
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            kwargs["fetch_max_wait_ms"] = ms
+            super().__init__(*args, **kwargs)
+
+    aiokafka.AIOKafkaConsumer = Consumer  # type: ignore[misc]
+
+
+class WardenApp(faust.App):
+    """Faust's app with the transport whose consumer delivers the hot topics in batches and
+    whose producer's flush runs the app's checkpoint."""
+
+    def _new_transport(self) -> Any:
+        return BatchTransport(self.conf.broker_consumer, self)
+
+
+class QuickTableManager(TableManager):
+    """Faust's table manager sleeps a second before starting recovery, so that tables
+    declared late can register; every Warden table is declared at import, so it need not."""
+
+    async def on_start(self) -> None:
+        await self.sleep(0.05)
+        if not self.should_stop:
+            await self._update_channels()
+            await self.recovery.start()
+
+

@@ -1,0 +1,67 @@
+"""The tables' stores and their recovery, as Warden reaches into them."""
+
+from __future__ import annotations
+
+import weakref
+from typing import Any, Iterator
+
+from faust.serializers import codecs
+from faust.streams import _current_event
+
+
+def set_current_partition(event: Any) -> None:
+    """Make `event` (with .message.partition) Faust's current event: a RocksDB store writes
+    the database of that partition."""
+    _current_event.set(weakref.ref(event))
+
+
+def current_event_set() -> bool:
+    return _current_event.get(None) is not None
+
+
+def key_partitions(store: Any) -> dict[Any, int]:
+    """A memory store's key -> changelog partition (what its recovery prunes by)."""
+    return store._key_partition  # type: ignore[no-any-return]
+
+
+def rocksdb_items(store: Any, partitions: set[int] | None) -> Iterator[tuple[bytes, bytes]]:
+    """Every (raw key, raw value) a RocksDB store holds for `partitions` (None: all)."""
+    for partition, db in list(store._dbs.items()):
+        if partitions is not None and partition not in partitions:
+            continue
+        yield from store._visible_items(db)
+
+
+def rocksdb_write(store: Any, partition: int, batch: Any) -> None:
+    """Write a rocksdict WriteBatch to the database of `partition`."""
+    store._db_for_partition(partition).write(batch)
+
+
+def codec_loads(serializer: Any) -> Any:
+    """The codec's own decoding, without Faust's wrapper when it has no nested codecs."""
+    codec = codecs.get_codec(serializer)
+    return codec._loads if tuple(codec.nodes) == (codec,) else codec.loads
+
+
+def end_recovery(recovery: Any) -> None:
+    """Tell Faust's recovery it is complete (what its own changelog reader does)."""
+    recovery.flush_buffers()
+    recovery._set_recovery_ended()
+    recovery.signal_recovery_end.set()
+
+
+def recover_from_the_start(app: Any) -> None:
+    """Make the next recovery read every changelog partition from its start (or, for a
+    persistent store, from the offset the store holds): Faust otherwise resumes a partition
+    it keeps through a rebalance from where it last read, assuming its store still holds
+    everything before; after the in-memory tables were dropped (a fenced worker), it does not."""
+    recovery = app.tables.recovery
+    recovery.active_offsets.clear()
+    recovery.standby_offsets.clear()
+    recovery.active_highwaters.clear()
+    recovery.standby_highwaters.clear()
+
+
+def new_changelog_topic(table: Any) -> Any:
+    """The table's changelog topic made again (after its serializers changed)."""
+    return table._new_changelog_topic()
