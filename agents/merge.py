@@ -17,7 +17,8 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
-from typing import Any, Callable, Generic, TypeVar
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar
 
 Item = TypeVar("Item")
 log = logging.getLogger("warden")

@@ -7,7 +7,8 @@ import asyncio
 import logging
 import time
 from collections import deque
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from agents.pipeline import Outgoing
 

@@ -8,8 +8,9 @@ that cannot be used becomes a dead-letter output with its reason, never an excep
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Callable, Mapping, NamedTuple
+from typing import NamedTuple
 
 from aiokafka.partitioner import murmur2
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import gc
 import logging
 import time
+from collections.abc import Callable, Mapping
 from types import SimpleNamespace
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from faust.types import TP
 

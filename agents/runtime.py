@@ -187,5 +187,6 @@ class Freezer:
             gc.unfreeze()
             started = time.perf_counter()
             found = gc.collect()
-            log.info("full collection: %d unreachable objects in %.0f ms", found, (time.perf_counter() - started) * 1000)
+            log.info("full collection: %d unreachable objects in %.0f ms", found,
+                     (time.perf_counter() - started) * 1000)
         gc.freeze()

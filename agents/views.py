@@ -7,7 +7,8 @@ import asyncio
 import json
 import logging
 import time
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any, cast
 
 import redis.asyncio as aioredis
 
@@ -113,7 +114,8 @@ class RedisView:
             if actions:
                 async with self.client.pipeline(transaction=False) as pipe:
                     for seller_id, docs in actions.items():
-                        pipe.hset(self.actions_key(seller_id), mapping=docs)
+                        # (redis' stubs take a Mapping of a wider key type, which a dict[str, str] is not)
+                        pipe.hset(self.actions_key(seller_id), mapping=cast(Any, docs))
                     await pipe.execute()
             self._warned = False
         except Exception as exc:  # Redis down: keep the newest views, try again next flush
@@ -135,7 +137,8 @@ class RedisView:
         stored = await self.client.hgetall(self.metrics_key(seller_id))
         if not stored or b"record" not in stored:
             return None
-        _, record = self.codec.decode(stored[b"record"])
+        raw = stored[b"record"]
+        _, record = self.codec.decode(raw if isinstance(raw, bytes) else raw.encode())
         record["evidence_order_ids"] = json.loads(stored.get(b"evidence", b"{}"))
         return record
 

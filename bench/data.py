@@ -13,9 +13,10 @@ import json
 import pickle
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from agents.pipeline import Pipeline, partition_for
 from rules.policy import Policy, load_policy
@@ -134,7 +135,7 @@ def expected_outputs(data: Dataset, policy: Policy, progress: Callable[[str], No
     engine.partition_of = pipeline.partition_of
     offsets: dict[tuple[str, int], int] = {}
     indexed = []
-    for i, (topic, partition, key, value, ts) in enumerate(data.records):
+    for i, (topic, partition, _key, _value, ts) in enumerate(data.records):
         offset = offsets.get((topic, partition), 0)
         offsets[(topic, partition)] = offset + 1
         indexed.append((partition, ts, RANK[topic], offset, i))

@@ -5,7 +5,8 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from confluent_kafka import Consumer, TopicPartition
 
@@ -59,8 +60,9 @@ class Probe:
             try:
                 while not self._stop.is_set():
                     for msg in consumer.consume(10_000, 0.05):
-                        if msg.error() is None and msg.key() and msg.key().startswith(b"probe-"):
-                            self.received.append((msg.key(), msg.value(), msg.timestamp()[1] / 1000, time.time()))
+                        key, value = msg.key(), msg.value()
+                        if msg.error() is None and isinstance(key, bytes) and key.startswith(b"probe-"):
+                            self.received.append((key, value or b"", msg.timestamp()[1] / 1000, time.time()))
             finally:
                 consumer.close()
 
@@ -171,8 +173,10 @@ def section_latency(ctx: Context, report: Any) -> None:
             seconds = time.monotonic() - cpu0[2]
             worker_cpu = (cpu_seconds(worker_pid) - cpu0[0]) / seconds
             broker_cpu = (cpu_seconds(ctx.broker_pid) - cpu0[1]) / seconds
-            probe.wait_answered(since, 60.0, lambda missing: ctx.progress(
-                f"(e) latency at {load:.0%}: waiting for {missing:,} answers"))
+            def waiting(missing: int, load: float = load) -> None:
+                ctx.progress(f"(e) latency at {load:.0%}: waiting for {missing:,} answers")
+
+            probe.wait_answered(since, 60.0, waiting)
             pub, _, missing = probe.latencies(since)
             working = still_working(ctx.worker) if missing else False
             label = f"{int(load * 100)}%"

@@ -87,7 +87,8 @@ def section_startup(ctx: Context, report: Any) -> None:
             seen = (f"; {len(after):,} probes answered after the kill, fastest in {min(after) * 1000:.0f} ms"
                     if after else "; no probe answered after the kill")
             raise BenchFailure(f"recovery: the replacement worker did not catch up within 60 s (answers "
-                               f"within {bound_ms:.0f} ms){seen}" + (f"; see {replacement[0].log}" if replacement else ""))
+                               f"within {bound_ms:.0f} ms){seen}"
+                               + (f"; see {replacement[0].log}" if replacement else ""))
         ready = killed["ready"] - killed["at"]
         first = probe.first_answer_within(killed["at"], bound_ms / 1000)
         recovery = None if first is None else first - killed["at"]  # None: overloaded, still working
@@ -95,7 +96,8 @@ def section_startup(ctx: Context, report: Any) -> None:
         probe.stop_consumer()
         ctx.worker = replacement[0] if replacement else None
         w.stop()
-    ctx.figures["recovery"] = recovery
+    if recovery is not None:
+        ctx.figures["recovery"] = recovery
     state = ctx.expected.state if ctx.expected else {}
     report.add("f", "recovery: kill -9 -> replacement ready", ready, "s",
                f"{ctx.plan.store} store; tables of {len(ctx.data or []):,} events")

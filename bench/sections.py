@@ -5,8 +5,9 @@ from __future__ import annotations
 import os
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from bench import data as bench_data
 from bench.latency import section_latency
@@ -44,7 +45,8 @@ def run_stack(sections: list[str], quick: bool, report: Any, progress: Callable[
                       broker_pid=own_broker.pid if own_broker is not None else None)
         started = time.perf_counter()
         ctx.data, ctx.expected = bench_data.prepare(plan.events, plan.sellers, plan.partitions,
-                                                    os.environ.get("WARDEN_POLICY", str(ROOT / "rules" / "policy.yaml")),
+                                                    os.environ.get("WARDEN_POLICY",
+                                                                   str(ROOT / "rules" / "policy.yaml")),
                                                     os.environ.get("WARDEN_BENCH_CACHE"), progress)
         report.add("setup", "data set: events", len(ctx.data), "",
                    f"{plan.sellers:,} sellers, Zipf 1.0, {plan.partitions} partitions; "

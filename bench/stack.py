@@ -22,14 +22,14 @@ import sys
 import time
 import urllib.request
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from bench import data as bench_data
-from stack.embedded import free_port, stop, wait_healthy
+from stack.embedded import free_port, spawn, stop, wait_healthy
 from streams import topics as T
 from streams.settings import load_settings
 
@@ -51,7 +51,7 @@ class Plan:
     store: str = "rocksdb"
 
     @classmethod
-    def of(cls, quick: bool, workers: int, store: str) -> "Plan":
+    def of(cls, quick: bool, workers: int, store: str) -> Plan:
         if quick:
             plan = cls(events=20_000, sellers=2_000, repeats=1, latency_seconds=3.0, workers=workers, store=store)
         else:
@@ -77,7 +77,7 @@ class Context:
     data: bench_data.Dataset | None = None
     expected: bench_data.Expected | None = None
     figures: dict[str, float] = field(default_factory=dict)
-    worker: "WorkerRun | None" = None  # the caught-up worker of (c), used by (e), (f), (g)
+    worker: WorkerRun | None = None  # the caught-up worker of (c), used by (e), (f), (g)
     loaded: list[str] = field(default_factory=list)
     broker_pid: int | None = None  # an embedded Tansu's (see WARDEN_RECOVERY_CHECK); its CPU is reported
 
@@ -123,11 +123,9 @@ class WorkerRun:
         self.started = 0.0
         self.ready_seconds = 0.0
 
-    def start(self) -> "WorkerRun":
-        out = open(self.log, "ab")
+    def start(self) -> WorkerRun:
         self.started = time.monotonic()
-        self.proc = subprocess.Popen([sys.executable, "-m", "cli", "worker"], env=self.env,
-                                     stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        self.proc = spawn([sys.executable, "-m", "cli", "worker"], self.log, env=self.env)
         return self
 
     def wait_ready(self, timeout: float = 120.0) -> float:
@@ -220,7 +218,7 @@ def read_outputs(servers: str, prefix: str, partitions: int, idle_s: float = 1.5
             for m in messages:
                 if m.error() is not None:
                     continue
-                t = topics[m.topic()]
+                t = topics[m.topic() or ""]
                 raw[t] = raw.get(t, 0) + 1
                 seen.setdefault(t, set()).add(hash((m.key(), m.value())))
         return {t: (raw[t], len(seen[t])) for t in raw}
@@ -256,7 +254,8 @@ def drain(ctx: Context, workers: list[WorkerRun], prefix: str, label: str) -> fl
             break
         if (handled, out) != last:
             last, last_change = (handled, out), now
-            ctx.progress(f"{label}: {int(handled):,} of {want_events:,} events, {int(out):,} of {want_outputs:,} outputs")
+            ctx.progress(f"{label}: {int(handled):,} of {want_events:,} events, "
+                         f"{int(out):,} of {want_outputs:,} outputs")
         elif now - last_change > 20:
             elapsed = now - start
             break
@@ -272,7 +271,7 @@ def drain(ctx: Context, workers: list[WorkerRun], prefix: str, label: str) -> fl
     return elapsed
 
 
-def still_working(worker: "WorkerRun") -> bool:
+def still_working(worker: WorkerRun) -> bool:
     """Whether the worker is still handling records (its events counter grows over 3 s)."""
     before = worker.metric("warden_events_total")
     time.sleep(3)

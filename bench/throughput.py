@@ -82,9 +82,11 @@ def section_faust(ctx: Context, report: Any, prefix: str) -> None:
                 done = subprocess.run([sys.executable, "-m", "bench.faust_baseline"], env=env, stdout=out,
                                       stderr=subprocess.STDOUT, timeout=600)
             except subprocess.TimeoutExpired:
-                raise BenchFailure(f"faust: the do-nothing agent did not drain the topics in 600 s; see {log}")
+                raise BenchFailure(
+                    f"faust: the do-nothing agent did not drain the topics in 600 s; see {log}") from None
         if not result_path.exists():
-            raise BenchFailure(f"faust: the do-nothing agent exited (code {done.returncode}) without a result; see {log}")
+            raise BenchFailure(f"faust: the do-nothing agent exited (code {done.returncode}) "
+                               f"without a result; see {log}")
         result = json.loads(result_path.read_text())
         runs.append(result["events"] / result["seconds"])
     rate = statistics.median(runs)

@@ -8,8 +8,8 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 from urllib.parse import urlparse
 
 from cli.common import STATE_DIR, UserError, check_policy
@@ -21,6 +21,7 @@ from stack.embedded import (
     free_port,
     port_free,
     redis_answers,
+    spawn,
     start_redis,
     start_tansu,
     start_worker,
@@ -95,11 +96,17 @@ def _wait_forever(procs: dict[str, subprocess.Popen[bytes]]) -> None:
         time.sleep(0.5)
 
 
+def _pids(state: dict[str, object]) -> dict[str, int]:
+    """The process ids a saved stack state names."""
+    pids = state.get("pids")
+    return {str(k): int(v) for k, v in pids.items()} if isinstance(pids, dict) else {}
+
+
 def cmd_up(args: argparse.Namespace) -> int:
     settings = load()
     state = StackState(STATE_DIR)
     previous = state.load()
-    if previous and any(alive(int(pid)) for pid in dict(previous.get("pids", {})).values()):  # type: ignore[arg-type]
+    if any(alive(pid) for pid in _pids(previous).values()):
         raise UserError("a stack started by `warden up` is still running: run `warden down` first")
     procs, env, ready = start_stack(settings, args.broker_port, STATE_DIR, print)
     _save_state(state, procs, env)
@@ -119,7 +126,7 @@ def cmd_up(args: argparse.Namespace) -> int:
 def cmd_down(args: argparse.Namespace) -> int:
     state = StackState(STATE_DIR)
     data = state.load()
-    pids: dict[str, int] = {k: int(v) for k, v in dict(data.get("pids", {})).items()}  # type: ignore[arg-type]
+    pids = _pids(data)
     if not pids:
         print("nothing to stop: no stack started by `warden up` here")
         return 0
@@ -142,11 +149,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     procs, env, _ = start_stack(settings, args.broker_port, STATE_DIR, lambda s: print("  " + s))
     _save_state(StackState(STATE_DIR), procs, env)
     try:
-        sim_log = open(STATE_DIR / "simulator.log", "ab")
-        procs["simulator"] = subprocess.Popen(
+        procs["simulator"] = spawn(
             [sys.executable, "-m", "cli", "simulate", "--seed", str(args.seed), "--sellers",
              str(args.sellers), "--days", str(args.days), "--rate", str(args.rate), "--quiet"],
-            env=env, stdout=sim_log, stderr=subprocess.STDOUT, start_new_session=True)
+            STATE_DIR / "simulator.log", env=env)
         print(f"  simulator {args.sellers} sellers, {args.days} days of history, then live at {args.rate} events/s")
         print()
         live_feed(env["KAFKA_BOOTSTRAP_SERVERS"], settings, procs)

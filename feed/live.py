@@ -67,7 +67,8 @@ def live_feed(servers: str, settings: Settings, procs: dict[str, subprocess.Pope
                 continue
             topic = msg.topic()
             if topic == settings.topic(T.DEAD_LETTER):
-                reason = dict(msg.headers() or []).get(T.H_ERROR, b"?").decode()
+                error = dict(msg.headers() or []).get(T.H_ERROR)
+                reason = error.decode() if isinstance(error, bytes) else "?"
                 print(f"{time.strftime('%H:%M:%S')} DEAD-LETTER {reason}")
                 continue
             try:

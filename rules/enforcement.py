@@ -15,8 +15,9 @@ same decisions in the same order, hence the same ids.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from rules.effects import DecideAction, Effect, Notify, SetFlag
 from rules.history import (
@@ -70,10 +71,8 @@ def may_act(figures: Any, policy: Policy) -> bool:
                 and enforceable(figures, i, policy):
             return True
     by_reason = figures.flawed_by_reason
-    for rule in policy.absolute_rules:
-        if by_reason[FLAWED_REASON_INDEX[rule.refund_reason]] >= rule.min_count:
-            return True
-    return False
+    return any(by_reason[FLAWED_REASON_INDEX[rule.refund_reason]] >= rule.min_count
+               for rule in policy.absolute_rules)
 
 
 def _new_action(snapshot: Snapshot, history: History, policy: Policy, now: int, cause: str, *,

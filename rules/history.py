@@ -4,8 +4,9 @@ flags, the next deadline) and the snapshot of figures the rules read."""
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from rules.effects import DecideAction, Effect, SetFlag
 from schemas import compact_json
@@ -82,7 +83,7 @@ class History:
                     meta["approved_at"] = record["decided_at"]
                 events = list(meta.get("events", ()))
                 if record["caused_by"] not in events:
-                    events = (events + [record["caused_by"]])[-8:]
+                    events = ([*events, record["caused_by"]])[-8:]
                 meta["events"], meta["event"] = events, record["caused_by"]
                 record["_"] = meta
                 self.actions[record["action_id"]] = record

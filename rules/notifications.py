@@ -5,7 +5,8 @@ from __future__ import annotations
 import hashlib
 import html
 import re
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from rules.metrics import DESCRIPTIONS
 from rules.policy import Policy

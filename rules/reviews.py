@@ -3,7 +3,8 @@ their statuses; a re-delivered one publishes again what it produced, with the sa
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from rules.effects import DecideAction, Effect, Notify, RejectInput, SetFlag
 from rules.history import (

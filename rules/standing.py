@@ -38,7 +38,7 @@ def seller_metrics_record(seller_id: str, figures: Any, policy: Policy, as_of: i
     reasons = memo.get(by_reason)
     if reasons is None:
         reasons = memo[by_reason] = encoded_part("SellerMetrics", "flawed_items_by_reason",
-                                                 dict(zip(FLAWED_REASONS, by_reason)))
+                                                 dict(zip(FLAWED_REASONS, by_reason, strict=False)))
     record["flawed_items_by_reason"] = reasons
     monthly = []
     for entry in figures.flawed_monthly:

@@ -9,7 +9,7 @@ exits fire on their own.
 
 from __future__ import annotations
 
-from typing import Protocol, Sequence
+from typing import Protocol
 
 from rules.metrics import (
     CANCELLATION,
@@ -39,8 +39,8 @@ class OrderFacts(Protocol):
     carrier_fault: bool  # that scan carried carrier_fault
     cancelled_at: int | None  # earliest cancellation
     cancelled_by_seller: bool
-    delivered: Sequence[int]  # DELIVERED scan times
-    flawed: Sequence[tuple[int, int]]  # (flawed reason index, refunded_at)
+    delivered: list[int]  # DELIVERED scan times
+    flawed: list[tuple[int, int]]  # (flawed reason index, refunded_at)
     rated_at: int | None  # the latest rating
     stars: int
 
@@ -91,7 +91,7 @@ def next_change(o: OrderFacts, now: int, policy: Policy) -> int | None:
     """The earliest instant after `now` at which `contribution` may differ, or None."""
     window = policy.window_ms
     # Each fact's instant matters twice: when it enters the window and when it leaves it.
-    instants = [o.placed_at, o.cancelled_at, o.rated_at]
+    instants: list[int | None] = [o.placed_at, o.cancelled_at, o.rated_at]
     ship_by = o.ship_by
     if ship_by is not None:
         instants.append(ship_by)
@@ -100,9 +100,10 @@ def next_change(o: OrderFacts, now: int, policy: Policy) -> int | None:
     for _, t in o.flawed:
         instants.append(t)
     best: int | None = None
-    for t in instants:
-        if t is None:
+    for instant in instants:
+        if instant is None:
             continue
+        t = instant
         if t <= now:
             t += window
             if t <= now:

@@ -16,7 +16,8 @@ A compiled reader is `read(data, pos) -> (record, end)`; a body that ends early 
 from __future__ import annotations
 
 import struct
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 Reader = Callable[[bytes, int], tuple[Any, int]]
 

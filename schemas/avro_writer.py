@@ -13,7 +13,8 @@ error names the field.
 from __future__ import annotations
 
 import struct
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 Writer = Callable[[Any], bytes]
 
@@ -150,7 +151,8 @@ class _Compiler:
             return [f"{indent}b += PD({value})"]
         if kind == "string":
             encoded = self.fresh("e")
-            return [f"{indent}{encoded} = {value}.encode()", f"{indent}b += L(len({encoded}))", f"{indent}b += {encoded}"]
+            return [f"{indent}{encoded} = {value}.encode()", f"{indent}b += L(len({encoded}))",
+                    f"{indent}b += {encoded}"]
         if kind == "bytes":
             raw = self.fresh("e")
             return [f"{indent}{raw} = bytes({value})", f"{indent}b += L(len({raw}))", f"{indent}b += {raw}"]

@@ -13,9 +13,10 @@ import io
 import json
 import struct
 import threading
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import fastavro
 from fastavro.schema import fingerprint, to_parsing_canonical_form
@@ -84,7 +85,8 @@ def _version(name: str, source: dict[str, Any], current: bool) -> SchemaVersion:
     fp = bytes.fromhex(fingerprint(pcf, "CRC-64-AVRO"))
     stripped = _strip_logical_types(copy.deepcopy(source))
     parsed = fastavro.parse_schema(stripped)
-    return SchemaVersion(name=name, source=source, writer=parsed, compiled=compile_writer(stripped) if current else None,
+    return SchemaVersion(name=name, source=source, writer=parsed,
+                         compiled=compile_writer(stripped) if current else None,
                          compiled_reader=compile_reader(stripped), fingerprint=fp, current=current)
 
 
@@ -94,7 +96,7 @@ def _write_body(version: SchemaVersion, record: Mapping[str, Any]) -> bytes:
     if version.compiled is not None:
         try:
             return version.compiled(record)  # type: ignore[no-any-return]
-        except Exception:  # noqa: S110
+        except Exception:
             pass
     buf = io.BytesIO()
     fastavro.schemaless_writer(buf, version.writer, record)

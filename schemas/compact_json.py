@@ -7,9 +7,10 @@ small value; this one is built once. Values are JSON types (no circular check).
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
-_encode = json.JSONEncoder(separators=(",", ":")).encode
+_encode: Callable[[Any], str] = json.JSONEncoder(separators=(",", ":")).encode
 
 
 def _no_default(value: Any) -> Any:
@@ -18,12 +19,15 @@ def _no_default(value: Any) -> Any:
 
 # json's C encoder itself, made once: JSONEncoder.encode builds one on every call, which
 # costs as much again as encoding a table value. (The pure-Python encoder where it lacks.)
-if json.encoder.c_make_encoder is not None:
-    _c_encode = json.encoder.c_make_encoder(
+_c_make_encoder = getattr(json.encoder, "c_make_encoder", None)
+if _c_make_encoder is not None:
+    _c_encode = _c_make_encoder(
         None, _no_default, json.encoder.encode_basestring_ascii, None, ":", ",", False, False, True)
 
-    def _encode(value: Any) -> str:  # noqa: F811
+    def _encode_c(value: Any) -> str:
         return "".join(_c_encode(value, 0))
+
+    _encode = _encode_c
 
 
 def dumps(value: Any) -> str:

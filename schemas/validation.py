@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 # The earliest timestamp Warden accepts: 2000-01-01T00:00:00Z. Anything older is a unit error.
 EARLIEST_MS = 946_684_800_000
@@ -74,6 +75,5 @@ def validate(name: str, record: Mapping[str, Any], now_ms: int, max_future_ms: i
         ship_by = record.get("ship_by")
         if ship_by is not None and ship_by < record["placed_at"]:
             raise FieldRuleViolation("ship_by_before_placed_at", "OrderPlaced.ship_by is before placed_at")
-    elif name == "RefundIssued":
-        if record["amount_cents"] < 0:
-            raise FieldRuleViolation("negative_amount", "RefundIssued.amount_cents is negative")
+    elif name == "RefundIssued" and record["amount_cents"] < 0:
+        raise FieldRuleViolation("negative_amount", "RefundIssued.amount_cents is negative")

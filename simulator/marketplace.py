@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import heapq
 import random
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
 from rules.calendar import ShipByCalendar
 from rules.units import DAY_MS, HOUR_MS
@@ -57,7 +58,7 @@ class Seller:
 
 def make_sellers(rng: random.Random, count: int, zipf: float = 0.0) -> list[Seller]:
     sellers = []
-    names, weights = zip(*MIX)
+    names, weights = zip(*MIX, strict=False)
     for i in range(count):
         profile = PROFILES[rng.choices(names, weights)[0]]
         if count >= 6 and i < 6:  # every run shows each profile at least once
@@ -176,7 +177,8 @@ class Marketplace:
                 low = rng.random() < (p.low_rating + (0.5 if reason else 0.0))
                 self._at(delivered + rng.randrange(HOUR, 7 * DAY), "RatingSubmitted", {
                     "event_id": self._id("ev"), "rating_id": self._id("rt"), "order_id": order_id,
-                    "seller_id": sid, "buyer_id": buyer, "stars": rng.choice((1, 2)) if low else rng.choice((3, 4, 5, 5, 5)),
+                    "seller_id": sid, "buyer_id": buyer,
+                    "stars": rng.choice((1, 2)) if low else rng.choice((3, 4, 5, 5, 5)),
                     "show_id": show_id, "rated_at": 0})
 
     def events(self, until_ms: int) -> Iterator[tuple[int, str, dict[str, Any]]]:

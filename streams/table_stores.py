@@ -16,7 +16,8 @@ effect there at most, which the core's idempotent updates absorb.
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Callable, Iterator, MutableMapping
+from collections.abc import Callable, Iterator, MutableMapping
+from typing import Any
 
 from faust.serializers import codecs
 from faust.stores.memory import Store as MemoryStore
@@ -293,7 +294,7 @@ def bind_fast(stores: Stores, changelogs: Changelogs, active: set[int] | None = 
     stores have recovered; after every rebalance (a persistent store's values are read
     again for the partitions now `active` here)."""
     for name, store in zip(("orders", "sellers", "defect_buyers", "evidence", "clocks", "enforcement"),
-                           changelogs.stores):
+                           changelogs.stores, strict=False):
         current = getattr(stores, name)
         if isinstance(current, ChangelogStore) or store.cache is not None:
             setattr(stores, name, store.fast(active))

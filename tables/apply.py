@@ -6,7 +6,8 @@ enforcement history. A mixin of tables.engine.Engine, which owns the state."""
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from rules.calendar import ShipByCalendar
 from rules.effects import Effect, RejectInput

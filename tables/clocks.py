@@ -6,7 +6,8 @@ holds it back while the partition's inputs are not read up (PartitionClocks)."""
 
 from __future__ import annotations
 
-from typing import Any, Callable, Protocol
+from collections.abc import Callable
+from typing import Any, Protocol
 
 from tables.keys import clock_key
 

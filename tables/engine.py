@@ -17,8 +17,9 @@ when a defect appears or disappears, one distinct-buyer counter and one evidence
 
 from __future__ import annotations
 
+from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, MutableMapping
+from typing import Any
 
 from rules.calendar import ShipByCalendar
 from rules.effects import DecideAction, Effect, PublishMetrics

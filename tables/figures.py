@@ -4,7 +4,8 @@ order is kept, re-scheduled or dropped. A mixin of tables.engine.Engine."""
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from rules.metrics import ALL_NUM_BITS, NUM_BITS
 from rules.policy import Policy

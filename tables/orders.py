@@ -24,9 +24,24 @@ class OrderState:
     """What Warden knows about one order, and what it currently contributes."""
 
     __slots__ = (
-        "placed_at", "ship_by", "buyer_id", "show_id", "possession_at", "carrier_fault",
-        "cancelled_at", "cancelled_by_seller", "delivered", "flawed", "rated_at", "stars",
-        "rating_id", "rating_buyer", "mask", "counted_buyer", "flawed_month", "due",
+        "buyer_id",
+        "cancelled_at",
+        "cancelled_by_seller",
+        "carrier_fault",
+        "counted_buyer",
+        "delivered",
+        "due",
+        "flawed",
+        "flawed_month",
+        "mask",
+        "placed_at",
+        "possession_at",
+        "rated_at",
+        "rating_buyer",
+        "rating_id",
+        "ship_by",
+        "show_id",
+        "stars",
     )
 
     def __init__(self) -> None:

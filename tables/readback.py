@@ -4,7 +4,8 @@ tables.engine.Engine; nothing here changes state."""
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
 
 from rules.effects import DecideAction, Effect, PublishMetrics
 from rules.metrics import METRICS

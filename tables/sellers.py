@@ -37,7 +37,7 @@ class SellerFigures(NamedTuple):
 class SellerState:
     """The running figures of one seller, plus what was last published about them."""
 
-    __slots__ = ("counts", "defect_buyers", "by_reason", "monthly", "published", "due")
+    __slots__ = ("by_reason", "counts", "defect_buyers", "due", "monthly", "published")
 
     def __init__(self) -> None:
         self.counts = [0] * (2 * N_METRICS)  # numerator, denominator per metric (bit order)

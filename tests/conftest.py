@@ -6,8 +6,8 @@ import os
 import subprocess
 import sys
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -50,7 +50,7 @@ class Worker:
         self.proc: subprocess.Popen[bytes] | None = None
         self.ready_seconds = 0.0
 
-    def start(self) -> "Worker":
+    def start(self) -> Worker:
         self.proc = start_worker(self.env, self.log)
         self.ready_seconds = wait_healthy(self.port, self.proc, timeout=60, log_path=self.log)
         return self

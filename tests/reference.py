@@ -12,8 +12,9 @@ with the greatest (rated_at, rating_id); a metric's defect buyer is the order's 
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
 from datetime import datetime
-from typing import Any, Iterable
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from rules.calendar import ShipByCalendar
@@ -70,7 +71,8 @@ def reference_figures(events: Iterable[tuple[str, dict[str, Any]]], now: int, po
         ship_by = None
         if p:
             ship_by = p["ship_by"] if p.get("ship_by") is not None else cal.ship_by(p["placed_at"])
-        c = min(cancels[key], key=lambda r: (r["cancelled_at"], r["initiated_by"] != "SELLER")) if cancels[key] else None
+        c = (min(cancels[key], key=lambda r: (r["cancelled_at"], r["initiated_by"] != "SELLER"))
+             if cancels[key] else None)
         cancelled_at = c["cancelled_at"] if c else None
         poss = [r for r in scans[key] if r["scan_type"] in POSSESSION]
         possession_at = min(r["scanned_at"] for r in poss) if poss else None

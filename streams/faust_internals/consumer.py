@@ -6,7 +6,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any, Awaitable, Callable, Collection, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
+from typing import Any
 
 from aiokafka.structs import TopicPartition as AIOKafkaTP
 from faust.transport.drivers.aiokafka import Consumer as KafkaConsumer
@@ -68,6 +69,7 @@ class BatchConsumer(KafkaConsumer):
         super().__post_init__()
         self._expected = {}
         self._reread = {}
+        self._seeks: set[asyncio.Task[None]] = set()
 
     async def _drain_messages(self, fetcher: Any) -> None:  # pragma: no cover - run by Faust's fetcher
         route = getattr(self.app, "batch_route", None)
@@ -203,7 +205,7 @@ class BatchConsumer(KafkaConsumer):
         them: a KeyError that crashes the fetcher). A partition no longer assigned is left."""
         consumer = self._thread._ensure_consumer()
 
-        def seek() -> None:
+        async def seek() -> None:
             for tp, offset in offsets.items():
                 try:
                     consumer.seek(AIOKafkaTP(tp.topic, tp.partition), offset)
@@ -231,7 +233,9 @@ class BatchConsumer(KafkaConsumer):
         self._reread[tp] = expected
         log.warning("%s[%d]: fetched up to %d with nothing delivered from %d: reading from %d again",
                     tp.topic, tp.partition, position, expected, expected)
-        asyncio.ensure_future(self._seek_in_thread({tp: expected}))
+        task = asyncio.ensure_future(self._seek_in_thread({tp: expected}))
+        self._seeks.add(task)  # held until done (the loop keeps only a weak reference)
+        task.add_done_callback(self._seeks.discard)
         return True
 
     async def _log_ends(self, topics: Collection[str], partitions: set[int]) -> dict[TP, int]:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import weakref
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from faust.serializers import codecs
 from faust.streams import _current_event
@@ -39,7 +40,7 @@ def rocksdb_write(store: Any, partition: int, batch: Any) -> None:
 
 def codec_loads(serializer: Any) -> Any:
     """The codec's own decoding, without Faust's wrapper when it has no nested codecs."""
-    codec = codecs.get_codec(serializer)
+    codec: Any = codecs.get_codec(serializer)
     return codec._loads if tuple(codec.nodes) == (codec,) else codec.loads
 
 

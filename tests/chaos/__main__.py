@@ -44,16 +44,15 @@ def trials(base_seed: int) -> list[Trial]:
         return [(rng.uniform(lo, hi), H.kill_restart(names)) for _ in range(n)]
 
     out.append(Trial("join, join, leave, kills", "event", base_seed + 1, 1,
-                     [(0.02, H.join("w1")), (0.3, H.join("w2")), (0.6, H.leave("w2"))] + kills(7)))
+                     [(0.02, H.join("w1")), (0.3, H.join("w2")), (0.6, H.leave("w2")), *kills(7)]))
     # the paused worker holds partitions and is busy when it freezes, with no rebalance under
     # way (a member frozen inside a JoinGroup is waited for, not dropped); the join and the
     # kills come after it wakes, and spare it
     out.append(Trial("zombie (SIGSTOP 12 s), kills", "event", base_seed + 2, 2,
-                     [(0.2, H.pause("w0", 12.0)), (0.85, H.join("w2"))]
-                     + kills(7, 0.86, 0.99, names=["w1", "w2"])))
+                     [(0.2, H.pause("w0", 12.0)), (0.85, H.join("w2")), *kills(7, 0.86, 0.99, names=["w1", "w2"])]))
     out.append(Trial("three workers, kills", "event", base_seed + 3, 3, kills(7)))
     out.append(Trial("wall clock, faster than real time", "wall", base_seed + 4, 2,
-                     [(0.1, H.join("w2"))] + kills(5, 0.05, 0.8), all_at_once=True, day_pause_s=0.5))
+                     [(0.1, H.join("w2")), *kills(5, 0.05, 0.8)], all_at_once=True, day_pause_s=0.5))
     return out
 
 
@@ -118,7 +117,7 @@ def main() -> int:
               "mismatches", "re-issued", "reliable hit", "s")
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
     for r in [header, *rows]:
-        print("  ".join(str(v).ljust(w) for v, w in zip(r, widths)))
+        print("  ".join(str(v).ljust(w) for v, w in zip(r, widths, strict=False)))
     total = [sum(r[i] for r in rows if isinstance(r[i], int)) for i in (3, 6, 7, 8)]
     print(f"{len(rows)} trials, {total[0]} kills, {total[1]} rebalances, "
           f"{total[2]} decisions compared, {total[3]} mismatches; {time.monotonic() - started:.0f} s"

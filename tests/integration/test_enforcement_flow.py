@@ -71,7 +71,8 @@ class Outputs:
         try:
             consume_until(self.broker, self.topic, done, timeout=timeout)
         except AssertionError as exc:
-            raise AssertionError(f"{exc}: {[(r.get('action'), r.get('status'), r.get('template')) for r in found]}")
+            seen = [(r.get("action"), r.get("status"), r.get("template")) for r in found]
+            raise AssertionError(f"{exc}: {seen}") from None
         return found
 
 
@@ -170,7 +171,8 @@ def test_enforcement_ladder_end_to_end(worker_factory: type, tmp_path: Path) -> 
     assert (actions[3]["action_id"], actions[3]["status"]) == (sid, "APPEALED")
 
     # The appeal is granted -> OVERTURNED, then a REINSTATEMENT, each with a notification.
-    p.produce(topic("trust-safety.review-decisions"), key=key, value=decision(sid, "APPROVE", "ev-d2", later + 3 * HOUR))
+    p.produce(topic("trust-safety.review-decisions"), key=key,
+              value=decision(sid, "APPROVE", "ev-d2", later + 3 * HOUR))
     # and a decision for an action that does not exist goes to the dead-letter topic
     p.produce(topic("trust-safety.review-decisions"), key=key,
               value=decision("act_unknown", "APPROVE", "ev-d3", later + 3 * HOUR))

@@ -29,7 +29,8 @@ def test_worker_environment_is_valid_and_consistent() -> None:
     assert set(env) <= set(ENVIRONMENT), set(env) - set(ENVIRONMENT)
     settings = load_settings(env)
     host, port = settings.kafka_bootstrap_servers.split(":")
-    assert host == "kafka" and f"PLAINTEXT://{host}:{port}" == services["kafka"]["environment"]["KAFKA_ADVERTISED_LISTENERS"]
+    advertised = services["kafka"]["environment"]["KAFKA_ADVERTISED_LISTENERS"]
+    assert host == "kafka" and f"PLAINTEXT://{host}:{port}" == advertised
     assert settings.redis_url.startswith("redis://redis:6379")
     assert f"{settings.web_port}:{settings.web_port}" in services["warden"]["ports"]
     assert (ROOT / settings.policy_path).exists()

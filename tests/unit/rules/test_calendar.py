@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -10,7 +10,7 @@ from rules.calendar import ShipByCalendar
 
 
 def ms(s: str) -> int:
-    return int(datetime.fromisoformat(s).replace(tzinfo=timezone.utc).timestamp() * 1000)
+    return int(datetime.fromisoformat(s).replace(tzinfo=UTC).timestamp() * 1000)
 
 
 @pytest.mark.parametrize("placed,ship_by", [

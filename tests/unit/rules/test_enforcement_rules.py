@@ -299,7 +299,7 @@ def test_the_rule_registry_refuses_a_duplicate_id_and_keeps_its_order() -> None:
 
     assert RULES.ids() == ("ladder", "absolute")
     from rules.enforcement import ENTERING_STEPS, ban_step, repeat_step
-    assert ENTERING_STEPS == (ban_step, repeat_step)
+    assert (ban_step, repeat_step) == ENTERING_STEPS
     registry = RuleRegistry()
     registry.register("ladder", ladder_rule)
     with pytest.raises(DuplicateRule, match="'ladder'"):

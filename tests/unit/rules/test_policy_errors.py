@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 import yaml
@@ -48,5 +49,5 @@ def test_each_bad_field_is_named(field: str, change: Callable[[dict[str, Any]], 
 
 
 def test_a_missing_file_is_a_policy_error_naming_it(tmp_path: Path) -> None:
-    with pytest.raises(PolicyError, match="nowhere.yaml"):
+    with pytest.raises(PolicyError, match=r"nowhere\.yaml"):
         load_policy(str(tmp_path / "nowhere.yaml"))

@@ -5,6 +5,7 @@ confirms is acknowledged (unit: the consumer's bookkeeping, no broker)."""
 from __future__ import annotations
 
 import asyncio
+import inspect
 from types import SimpleNamespace
 from typing import Any
 
@@ -31,7 +32,8 @@ class Thread:
     async def call_thread(self, fun: Any, *args: Any) -> Any:
         self.in_thread = True
         try:
-            return fun(*args)
+            result = fun(*args)
+            return await result if inspect.isawaitable(result) else result
         finally:
             self.in_thread = False
 
@@ -42,6 +44,7 @@ def consumer(expected: dict[TP, int | None]) -> Any:
     c._thread = Thread()
     c._expected = dict(expected)
     c._reread = {}
+    c._seeks = set()
     c._seeking = False
     c._read_offset = {}
     c.gaps = []

@@ -144,7 +144,7 @@ def test_a_persistent_store_learns_the_highest_delivered_offset_per_partition() 
         def offset(self) -> int:
             return self._offset
 
-    for offset, callback in zip((40, 41), sent.callbacks):
+    for offset, callback in zip((40, 41), sent.callbacks, strict=False):
         callback(None, Msg(offset))
     logs.persist_offsets()
     assert a.table.data.persisted == {TP("a-changelog", 2): 41}
@@ -282,7 +282,7 @@ def test_every_changelog_record_carries_its_writers_epoch() -> None:
     a["k"] = [5]
     sent = Sent()
     logs.produce_last(sent, logs.produce_pending(sent, generation=8))
-    epochs = {(r[0], r[3]): h[0][1] for r, h in zip(sent.records, sent.headers)}
+    epochs = {(r[0], r[3]): h[0][1] for r, h in zip(sent.records, sent.headers, strict=False)}
     assert epochs == {("b-changelog", 2): b"13", ("a-changelog", 1): b"8"}
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -19,7 +19,7 @@ SELLER = "seller-1"
 
 def at(text: str) -> int:
     """Milliseconds of an ISO time in UTC."""
-    return int(datetime.fromisoformat(text).replace(tzinfo=timezone.utc).timestamp() * 1000)
+    return int(datetime.fromisoformat(text).replace(tzinfo=UTC).timestamp() * 1000)
 
 
 WED = at("2026-11-18T12:00")  # placed Wednesday -> ship_by Friday 2026-11-20 23:59:59.999

@@ -50,7 +50,7 @@ def history(rng: random.Random) -> list[tuple[str, dict[str, Any]]]:
                     amount_cents=1000, currency="USD", placed_at=placed, ship_by=ship_by)))
             for _ in range(rng.randint(0, 3)):
                 # a shipment may hold several orders; it is scanned after they were all placed
-                batch = [oid] + rng.sample(orders, k=min(len(orders), rng.randint(0, 2)))
+                batch = [oid, *rng.sample(orders, k=min(len(orders), rng.randint(0, 2)))]
                 earliest = max(placements[o] for o in batch)
                 events.append(("ShipmentScan", dict(
                     event_id=eid(), shipment_id="sh", order_ids=batch, seller_id=seller, carrier="ups",
@@ -86,7 +86,7 @@ def figures(engine: Engine, now: int) -> dict[str, dict[str, Any]]:
             "num": list(snap.numerators), "den": list(snap.denominators),
             "defect_buyers": list(snap.defect_buyers),
             "by_reason": dict(zip(("DAMAGED", "WRONG_ITEM", "MISSING_ITEM", "COUNTERFEIT"),
-                                  snap.flawed_by_reason)),
+                                  snap.flawed_by_reason, strict=False)),
             "months": {m: c for m, c in snap.flawed_monthly if c},
         }
     return out
