@@ -121,19 +121,35 @@ class Checkpoint:
                 # heartbeat (every 0.5 s, in the consumer's thread) time to find out
                 await asyncio.sleep(2.0)
             if changelogs.pending() and membership_lost(app.consumer):
-                self.fenced_generation = app.consumer_generation_id
-                dropped = changelogs.discard_pending()
-                recover_from_the_start(app)  # the tables are empty now: read them back whole
-                log.warning("this worker lost its group membership (paused past its session): %d unflushed "
-                            "table changes dropped, their partitions' new owner makes them again", dropped)
+                self._fence()
                 return
             held = await changelogs.produce_pending_sliced(changelog_out.produce, generation)
             await asyncio.gather(self.outputs.flush(), changelog_out.flush())
             if held:
                 changelogs.produce_last(changelog_out.produce, held)
                 await changelog_out.flush()
+            if changelogs.unended:
+                # every record is on the broker: end the checkpoint (streams.checkpoints), unless
+                # this worker froze meanwhile and lost its partitions; then it stays unended and
+                # no reader applies it
+                if self.loop_watch.paused_recently():
+                    await asyncio.sleep(2.0)
+                if membership_lost(app.consumer):
+                    self._fence()
+                    return
+                changelogs.end_checkpoint(changelog_out.produce)
+                await changelog_out.flush()
             changelogs.persist_offsets()
             self.freezer.freeze_survivors()
+
+
+    def _fence(self) -> None:
+        app, changelogs = self.app, self.changelogs
+        self.fenced_generation = app.consumer_generation_id
+        dropped = changelogs.discard_pending()
+        recover_from_the_start(app)  # the tables are empty now: read them back whole
+        log.warning("this worker lost its group membership (paused past its session): %d unflushed "
+                    "table changes dropped, their partitions' new owner makes them again", dropped)
 
 
 class LoopWatch:

@@ -8,6 +8,7 @@ from typing import Any, cast
 from faust.stores.memory import Store as MemoryStore
 from faust.types import TP
 
+from streams.checkpoints import CheckpointStaging
 from streams.epochs import EpochFence
 from streams.faust_internals import codec_loads, end_recovery, key_partitions
 
@@ -31,13 +32,15 @@ class _Change:
         self.message, self.key, self.value = message, key, value
 
 
-def apply_changelog(app: Any, tp: TP, records: list[Any], fence: EpochFence | None = None) -> bool:
+def apply_changelog(app: Any, tp: TP, records: list[Any], fence: EpochFence | None = None,
+                    staging: CheckpointStaging | None = None) -> bool:
     """Apply a fetch's records of a table's changelog partition to the table in one go, as
     Faust's recovery would one record at a time (an Event, a queue and a task each: 120 µs
     a record, a minute to restore 300,000 events' tables). Keeps the recovery's offsets
     and ends the recovery when it is complete. A `fence` keeps out late writes of an
-    earlier owner (EpochFence). False: not a changelog partition being recovered or
-    followed (standby) here; Faust's own path takes it."""
+    earlier owner (EpochFence); `staging` holds each record until its checkpoint is known
+    to be complete (streams.checkpoints). False: not a changelog partition being recovered
+    or followed (standby) here; Faust's own path takes it."""
     recovery = app.tables.recovery
     table = recovery.tp_to_table.get(tp)
     if table is None:
@@ -56,6 +59,21 @@ def apply_changelog(app: Any, tp: TP, records: list[Any], fence: EpochFence | No
     last = records[-1].offset
     if fence is not None:
         records = fence.admit(tp, records)
+    groups = [(tp, records)] if staging is None else staging.arrive(tp, records)
+    for group_tp, group in groups:
+        table_of_group = recovery.tp_to_table.get(group_tp)
+        if table_of_group is not None:
+            _apply(recovery, table_of_group, group_tp, group)
+    offsets[tp] = last
+    if recovery.in_recovery and not recovery.need_recovery():
+        if staging is not None:
+            staging.finish({t.partition for t in recovery.active_tps})
+        end_recovery(recovery)
+    return True
+
+
+def _apply(recovery: Any, table: Any, tp: TP, records: list[Any]) -> None:
+    """Apply changelog records of `tp` to its table's store."""
     load_key, load_value = codec_loads(table.key_serializer), codec_loads(table.value_serializer)
     buffered = recovery.buffers.get(table)
     if buffered:  # what Faust's path buffered for this table comes first
@@ -78,7 +96,3 @@ def apply_changelog(app: Any, tp: TP, records: list[Any], fence: EpochFence | No
                 key_partition[key] = partition
     else:  # a persistent store writes the raw bytes
         table.apply_changelog_batch([_Change(_Message(tp, r), None, None) for r in records])
-    offsets[tp] = last
-    if recovery.in_recovery and not recovery.need_recovery():
-        end_recovery(recovery)
-    return True

@@ -7,6 +7,7 @@ from typing import Any
 
 from faust.types import TP
 
+from streams.checkpoints import CHECKPOINT_HEADER, CheckpointStaging
 from streams.epochs import EPOCH_HEADER, EpochFence
 from streams.faust_internals import Acks
 from streams.table_stores import Changelogs, ChangelogStore
@@ -273,7 +274,7 @@ def test_every_changelog_record_carries_its_writers_epoch() -> None:
     b["k"] = [3]
     sent = Sent()
     logs.produce_last(sent, logs.produce_pending(sent, generation=7))
-    assert sent.headers == [[(EPOCH_HEADER, b"7")]] * 3
+    assert sent.headers == [[(EPOCH_HEADER, b"7"), (CHECKPOINT_HEADER, b"1")]] * 3
     # a partition whose changelog already holds a higher epoch (the group's generations
     # started again) is written above it
     logs.fence.admit(TP("a-changelog", 2), [Rec(0, 12)])
@@ -282,8 +283,9 @@ def test_every_changelog_record_carries_its_writers_epoch() -> None:
     a["k"] = [5]
     sent = Sent()
     logs.produce_last(sent, logs.produce_pending(sent, generation=8))
-    epochs = {(r[0], r[3]): h[0][1] for r, h in zip(sent.records, sent.headers, strict=False)}
+    epochs = {(r[0], r[3]): h[0][1] for r, h in zip(sent.records, sent.headers, strict=True)}
     assert epochs == {("b-changelog", 2): b"13", ("a-changelog", 1): b"8"}
+    assert {h[1] for h in sent.headers} == {(CHECKPOINT_HEADER, b"2")}
 
 
 def test_the_fence_skips_an_earlier_owners_writes_after_a_later_owners() -> None:
@@ -300,3 +302,58 @@ def test_the_fence_skips_an_earlier_owners_writes_after_a_later_owners() -> None
     assert [r.offset for r in fence.admit(tp, records)] == [0, 1, 2, 4, 5]
     # other partitions are judged on their own
     assert [r.offset for r in fence.admit(TP("sellers-changelog", 0), [Rec(0, 1)])] == [0]
+
+
+class Rec2:
+    """A changelog record as aiokafka hands it: offset, key, value, headers."""
+
+    def __init__(self, offset: int, key: bytes, value: bytes | None, epoch: int | None = None,
+                 seq: int | None = None) -> None:
+        self.offset, self.key, self.value = offset, key, value
+        self.headers = [] if epoch is None else [(EPOCH_HEADER, str(epoch).encode()),
+                                                 (CHECKPOINT_HEADER, str(seq).encode())]
+
+
+def test_a_checkpoint_ends_with_a_marker_per_partition_after_its_records() -> None:
+    logs, a, b = stores()
+    logs.staging.marker_topic = "clocks-changelog"
+    logs.at(1)
+    a["k"] = [1]
+    logs.at(2)
+    b["k"] = [2]
+    sent = Sent()
+    logs.produce_last(sent, logs.produce_pending(sent, generation=5))
+    assert logs.end_checkpoint(sent) == 2
+    markers = [(r[0], r[2], r[3], r[1]) for r in sent.records[-2:]]
+    assert sorted(markers) == [("clocks-changelog", b"\x00checkpoint:5", 1, 1),
+                               ("clocks-changelog", b"\x00checkpoint:5", 2, 1)]
+    assert logs.end_checkpoint(sent) == 0  # ended once
+
+
+def test_a_restore_applies_a_checkpoint_only_once_its_marker_is_read() -> None:
+    staging = CheckpointStaging("clocks-changelog")
+    orders, sellers, clocks = TP("orders-changelog", 0), TP("sellers-changelog", 0), TP("clocks-changelog", 0)
+    # checkpoint 1 of epoch 3: an order and its seller, then the marker
+    assert staging.arrive(orders, [Rec2(0, b"o1", b"{}", 3, 1)]) == []  # waits for its marker
+    assert staging.arrive(sellers, [Rec2(0, b"s", b"{}", 3, 1)]) == []
+    released = staging.arrive(clocks, [Rec2(0, b"c0", b"[1, 1]", 3, 1), Rec2(1, b"\x00checkpoint:3", b"1", 3, 1)])
+    assert sorted((tp.topic, [r.offset for r in rs]) for tp, rs in released) == [
+        ("clocks-changelog", [0]), ("orders-changelog", [0]), ("sellers-changelog", [0])]
+    # a record of a complete checkpoint read after its marker applies at once
+    assert [(tp.topic, len(rs)) for tp, rs in staging.arrive(orders, [Rec2(1, b"o0", b"{}", 3, 1)])] == [
+        ("orders-changelog", 1)]
+    # checkpoint 2: the writer was killed after the order's record, before the seller's and the marker
+    assert staging.arrive(orders, [Rec2(2, b"o2", b"{}", 3, 2)]) == []
+    assert staging.finish({0}) == 1 and staging.dropped == 1  # the restore ends: never applied
+    # records written before checkpoints were named apply as they come
+    assert len(staging.arrive(orders, [Rec2(3, b"o3", b"{}")])) == 1
+
+
+def test_a_later_owners_marker_drops_an_earlier_owners_unended_checkpoint() -> None:
+    staging = CheckpointStaging("clocks-changelog")
+    orders, clocks = TP("orders-changelog", 1), TP("clocks-changelog", 1)
+    assert staging.arrive(orders, [Rec2(0, b"o1", b"{}", 2, 7)]) == []  # epoch 2's checkpoint 7, unended
+    assert staging.arrive(orders, [Rec2(1, b"o1", b"{}", 4, 1)]) == []
+    released = staging.arrive(clocks, [Rec2(0, b"\x00checkpoint:4", b"1", 4, 1)])
+    assert [(tp.topic, [r.offset for r in rs]) for tp, rs in released] == [("orders-changelog", [1])]
+    assert staging.dropped == 1 and staging.waiting == {1: []}
