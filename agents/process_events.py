@@ -17,7 +17,8 @@ from agents.runtime import Checkpoint, InputReading
 from agents.views import RedisView
 from streams.faust_internals import Acks, Batch
 from streams.observability import EVENT_TO_DECISION, INPUT_POSITION, PENDING_DEADLINES
-from streams.table_stores import Changelogs, bind_fast
+from streams.table_setup import bind_fast
+from streams.table_stores import Changelogs
 from tables.engine import Engine
 
 REPUBLISH_HORIZON_S = 600.0  # far beyond the commit interval (WARDEN_COMMIT_INTERVAL)

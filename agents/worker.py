@@ -31,7 +31,8 @@ from streams import topics as T
 from streams.app import Topics, build_app, declare_topics
 from streams.faust_internals import WardenApp, route_batches, route_changelogs
 from streams.settings import Settings
-from streams.table_stores import Changelogs, declare_tables
+from streams.table_setup import declare_tables
+from streams.table_stores import Changelogs
 from tables.engine import Engine
 
 

@@ -174,7 +174,8 @@ def test_acks_mark_offsets_once_and_ignore_what_is_already_committed() -> None:
 def test_a_memory_store_dict_notes_the_cores_writes_but_not_recoverys() -> None:
     from faust.stores.memory import Store as MemoryStore
 
-    from streams.table_stores import DirtyDict, bind_fast
+    from streams.table_setup import bind_fast
+    from streams.table_stores import DirtyDict
     from tables.engine import Stores
 
     register_codecs()
@@ -201,7 +202,8 @@ def test_a_memory_store_dict_notes_the_cores_writes_but_not_recoverys() -> None:
 
 
 def test_a_persistent_store_gets_each_flush_and_is_read_back_whole_after_recovery() -> None:
-    from streams.table_stores import DirtyDict, bind_fast
+    from streams.table_setup import bind_fast
+    from streams.table_stores import DirtyDict
     from tables.engine import Stores
 
     logs, a, _ = stores()

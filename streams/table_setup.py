@@ -1,0 +1,50 @@
+"""Warden's tables declared on the Faust app, and the core pointed at their fastest views."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from streams.faust_internals import new_changelog_topic
+from streams.table_stores import Changelogs, ChangelogStore
+from tables.codecs import register_codecs
+from tables.engine import Stores
+
+
+def bind_fast(stores: Stores, changelogs: Changelogs, active: set[int] | None = None) -> None:
+    """Point the core at its tables' fastest views (ChangelogStore.fast), once the tables'
+    stores have recovered; after every rebalance (a persistent store's values are read
+    again for the partitions now `active` here)."""
+    for name, store in zip(("orders", "sellers", "defect_buyers", "evidence", "clocks", "enforcement"),
+                           changelogs.stores, strict=False):
+        current = getattr(stores, name)
+        if isinstance(current, ChangelogStore) or store.cache is not None:
+            setattr(stores, name, store.fast(active))
+
+
+def declare_tables(app: Any, partitions: int) -> tuple[Stores, Changelogs]:
+    """Declare Warden's tables on `app`, co-partitioned with the input topics."""
+    register_codecs()
+    changelogs = Changelogs()
+
+    def table(name: str, codec: str) -> ChangelogStore:
+        t = app.Table(name, partitions=partitions, key_type=str)
+        # Faust derives changelog serializers from types; ours are codecs. The store is
+        # made lazily and reads them then; the changelog topic was made when the table
+        # registered (with JSON), so make it again: recovery decodes with its schema.
+        t.key_serializer = "utf8"
+        t.value_serializer = codec
+        t.changelog_topic = new_changelog_topic(t)
+        store = ChangelogStore(t, changelogs)
+        changelogs.stores.append(store)
+        return store
+
+    # declared in the order bind_fast names them
+    orders = table("orders", "warden-order")
+    sellers = table("sellers", "warden-seller")
+    defect_buyers = table("defect-buyers", "json")
+    evidence = table("evidence", "json")
+    clocks = table("clocks", "json")  # also where each checkpoint's markers go (streams.checkpoints)
+    enforcement = table("enforcement", "warden-history")
+    changelogs.staging.marker_topic = clocks.table.changelog_topic.get_topic_name()
+    return Stores(orders=orders, sellers=sellers, defect_buyers=defect_buyers, evidence=evidence,
+                  clocks=clocks, enforcement=enforcement), changelogs
