@@ -100,8 +100,9 @@ class Checkpoint:
     commit) writes nothing: its changes would put older state behind the new owner's."""
 
     def __init__(self, app: Any, changelogs: Changelogs, outputs: OutputProducer,
-                 changelog_out: OutputProducer, loop_watch: LoopWatch) -> None:
+                 changelog_out: OutputProducer, loop_watch: LoopWatch, failpoint: str | None = None) -> None:
         self.app = app
+        self.failpoint = failpoint
         self.changelogs = changelogs
         self.outputs = outputs
         self.changelog_out = changelog_out
@@ -123,6 +124,8 @@ class Checkpoint:
             if changelogs.pending() and membership_lost(app.consumer):
                 self._fence()
                 return
+            if self.failpoint == "checkpoint-partial" and changelogs.pending() and changelogs.checkpoint_seq >= 1:
+                await self._die_mid_checkpoint(generation)
             held = await changelogs.produce_pending_sliced(changelog_out.produce, generation)
             await asyncio.gather(self.outputs.flush(), changelog_out.flush())
             if held:
@@ -142,6 +145,22 @@ class Checkpoint:
             changelogs.persist_offsets()
             self.freezer.freeze_survivors()
 
+
+    async def _die_mid_checkpoint(self, generation: int) -> None:
+        """WARDEN_FAILPOINT=checkpoint-partial: the orders table's changes on the broker, the
+        other tables' not, then an exit as abrupt as kill -9."""
+        orders = self.changelogs.stores[0].table.changelog_topic.get_topic_name()
+        out = self.changelog_out
+
+        def orders_only(topic: str, *args: Any, **kwargs: Any) -> None:
+            if topic == orders:
+                out.produce(topic, *args, **kwargs)
+
+        self.changelogs.produce_last(orders_only, self.changelogs.produce_pending(orders_only, generation))
+        await out.flush()
+        log.critical("failpoint checkpoint-partial: exiting with checkpoint %d unended",
+                     self.changelogs.checkpoint_seq)
+        os._exit(137)
 
     def _fence(self) -> None:
         app, changelogs = self.app, self.changelogs

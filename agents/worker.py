@@ -90,7 +90,7 @@ def build_worker(settings: Settings) -> Worker:
                                    name="changelogs", on_failure=stop_on_delivery_failure)
     broker = BrokerProbe(outputs, settings.topic(T.ENFORCEMENTS))
     loop_watch = LoopWatch(app.conf.broker_session_timeout)
-    checkpoint = Checkpoint(app, changelogs, outputs, changelog_out, loop_watch)
+    checkpoint = Checkpoint(app, changelogs, outputs, changelog_out, loop_watch, failpoint=settings.failpoint)
     app.checkpoint = checkpoint  # type: ignore[attr-defined]  # run by every producer flush
     view = RedisView(settings.redis_url, settings.topic_prefix, codec, app, loop_watch)
     ticks_topic = settings.topic(T.TICKS)

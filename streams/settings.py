@@ -143,6 +143,10 @@ class Settings:
     every changed table key's newest value to its changelog, once: the longer the
     interval, the more writes of a hot key collapse into one (Kafka Streams commits every
     30 s), and the more input a crashed worker's replacement handles again."""
+    failpoint: str | None = None
+    """WARDEN_FAILPOINT: for fault-injection tests only. `checkpoint-partial`: at its second
+    checkpoint the worker writes only the orders table's changes, then dies as a kill -9
+    would (the broker then holds part of a checkpoint, as after a kill in the middle)."""
     instance_id: str | None = None
     """WARDEN_INSTANCE_ID: a stable name per worker (static group membership): a worker
     restarted under the same name takes its partitions back without waiting for the
@@ -184,6 +188,7 @@ ENVIRONMENT: Mapping[str, tuple[str, Callable[[str, str], object]]] = {
     "WARDEN_MAX_TASK_IDLE": ("max_task_idle_s", _positive_float),
     "WARDEN_COMMIT_INTERVAL": ("commit_interval_s", _positive_float),
     "WARDEN_INSTANCE_ID": ("instance_id", _prefix),
+    "WARDEN_FAILPOINT": ("failpoint", _choice("checkpoint-partial")),
 }
 assert {f for f, _ in ENVIRONMENT.values()} == {f.name for f in fields(Settings)}
 
