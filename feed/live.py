@@ -35,7 +35,8 @@ def _scrape(port: int) -> dict[str, float]:
     return out
 
 
-def _pct(rate: Any) -> str:
+def _rate_column(rate: Any) -> str:
+    """A rate in the feed's fixed-width column (None: not measured)."""
     return "  n/a" if rate is None else f"{rate * 100:5.1f}%"
 
 
@@ -84,12 +85,13 @@ def live_feed(servers: str, settings: Settings, procs: dict[str, subprocess.Pope
                     if standings.get(key) != fig["standing"] and fig["standing"] != "INSUFFICIENT_DATA":
                         if key in standings or fig["standing"] == "BELOW":
                             print(f"{time.strftime('%H:%M:%S')} {record['seller_id']:<32} {metric:<18} "
-                                  f"{fig['numerator']:>4}/{fig['denominator']:<5} {_pct(fig['rate'])} "
+                                  f"{fig['numerator']:>4}/{fig['denominator']:<5} {_rate_column(fig['rate'])} "
                                   f"{standings.get(key, '-')} -> {fig['standing']}")
                         standings[key] = fig["standing"]
             elif name == "EnforcementAction":
                 print(f"{time.strftime('%H:%M:%S')} ACTION {record['action']} {record['status']} "
-                      f"{record['seller_id']} {record['metric']} {_pct(record['observed_rate'])}: {record['reason']}")
+                      f"{record['seller_id']} {record['metric']} {_rate_column(record['observed_rate'])}: "
+                      f"{record['reason']}")
             elif name == "Notification":
                 print(f"{time.strftime('%H:%M:%S')} NOTIFY {record['seller_id']} {record['template']}: "
                       f"{json.dumps(record['subject'])}")
