@@ -1,4 +1,6 @@
-"""HTTP: health, Prometheus and the sellers' views (CONTRACT §6)."""
+"""HTTP: health, Prometheus and the sellers' views (CONTRACT §6). `/healthz` and `/metrics`
+are open; every `/api` route needs a sign-in token (§9): 401 without a usable one, 403
+for a seller asking about another seller."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ from faust.web import Request, Response, View
 
 from agents.outputs import BrokerProbe
 from agents.views import RedisView
+from streams.auth import AuthError, bearer, verify
 from streams.observability import exposition
 
 
@@ -28,8 +31,19 @@ def waiting_for(app: Any, broker: BrokerProbe) -> list[str]:
     return [name for name, ok in checks if not ok]
 
 
-def register_pages(app: Any, view: RedisView, broker: BrokerProbe) -> None:
+def register_pages(app: Any, view: RedisView, broker: BrokerProbe, secret: str) -> None:
     """The worker's pages on its Faust web server."""
+
+    def refused(page: View, request: Request, seller_id: str) -> Response | None:
+        """None if the request's token may read `seller_id`; else the 401 or 403 to answer."""
+        try:
+            identity = verify(secret, bearer(request.headers.get("Authorization")))
+        except AuthError as exc:
+            return page.json({"error": str(exc)}, status=exc.status,
+                             headers={"WWW-Authenticate": 'Bearer realm="warden"'})
+        if not identity.may_read_seller(seller_id):
+            return page.json({"error": f"{identity.sub} may not read seller {seller_id!r}"}, status=403)
+        return None
 
     @app.page("/healthz")
     class Health(View):
@@ -50,6 +64,9 @@ def register_pages(app: Any, view: RedisView, broker: BrokerProbe) -> None:
     @app.page("/api/sellers/{seller_id}/metrics")
     class SellerMetricsView(View):
         async def get(self, request: Request, seller_id: str) -> Response:
+            denied = refused(self, request, seller_id)
+            if denied is not None:
+                return denied
             record = await view.metrics(seller_id)
             if record is None:
                 return not_found(self, seller_id, "metrics")
@@ -58,6 +75,9 @@ def register_pages(app: Any, view: RedisView, broker: BrokerProbe) -> None:
     @app.page("/api/sellers/{seller_id}/actions")
     class SellerActionsView(View):
         async def get(self, request: Request, seller_id: str) -> Response:
+            denied = refused(self, request, seller_id)
+            if denied is not None:
+                return denied
             raw: Any = await view.client.hgetall(view.actions_key(seller_id))
             actions = [json.loads(doc) for doc in raw.values()]
             actions.sort(key=lambda a: (a.get("decided_at", 0), a.get("action_id", "")), reverse=True)

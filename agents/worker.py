@@ -29,6 +29,7 @@ from rules.policy import Policy, load_policy
 from schemas.codec import Codec
 from streams import topics as T
 from streams.app import Topics, build_app, declare_topics
+from streams.auth import check_secret
 from streams.faust_internals import WardenApp, route_batches, route_changelogs
 from streams.settings import Settings
 from streams.table_setup import declare_tables
@@ -128,7 +129,7 @@ def _register(worker: Worker) -> None:
 
     for task in (declare_output_topics, worker.view.run, worker.broker.run, worker.loop_watch.run):
         app.task(_no_args(task))
-    register_pages(app, worker.view, worker.broker)
+    register_pages(app, worker.view, worker.broker, check_secret(settings.auth_secret))
 
 
 def _no_args(fn: Any) -> Any:

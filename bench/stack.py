@@ -16,6 +16,7 @@ under a fresh topic prefix per run, so no run reads another's records:
 from __future__ import annotations
 
 import os
+import secrets
 import statistics
 import subprocess
 import sys
@@ -76,6 +77,7 @@ class Context:
     progress: Callable[[str], None]
     data: bench_data.Dataset | None = None
     expected: bench_data.Expected | None = None
+    auth_secret: str = field(default_factory=lambda: secrets.token_urlsafe(48))  # the run's workers' sign-in key
     figures: dict[str, float] = field(default_factory=dict)
     worker: WorkerRun | None = None  # the caught-up worker of (c), used by (e), (f), (g)
     loaded: list[str] = field(default_factory=list)
@@ -116,6 +118,7 @@ class WorkerRun:
             WARDEN_CLOCK="event", WARDEN_PARTITIONS=str(ctx.plan.partitions), WARDEN_STORE=ctx.plan.store,
             WARDEN_INSTANCE_ID=instance, WARDEN_LOG_LEVEL=os.environ.get("WARDEN_BENCH_LOG_LEVEL", "warning"),
             WARDEN_RECOVERY_CHECK="off" if ctx.own_broker else "on",
+            WARDEN_AUTH_SECRET=os.environ.get("WARDEN_AUTH_SECRET") or ctx.auth_secret,
             PYTHONPATH=os.pathsep.join(p for p in (os.environ.get("PYTHONPATH"), str(ROOT)) if p),
         )
         self.env.update(extra_env or {})

@@ -12,14 +12,19 @@ from typing import Any
 
 from cli.common import FAUST_LEVELS, UserError, broker_reachable, check_policy
 from cli.common import settings as load
-from cli.stack_commands import cmd_down, cmd_run, cmd_up
+from cli.stack_commands import cmd_down, cmd_run, cmd_up, stack_secret
 from stack.embedded import StackError, port_free
+from streams.auth import ROLES, check_secret, issue, parse_ttl
 from streams.settings import ConfigError
 
 # --- worker -------------------------------------------------------------------------------
 
 def cmd_worker(args: argparse.Namespace) -> int:
     settings = load()
+    try:
+        check_secret(settings.auth_secret)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
     check_policy(settings)
     if not broker_reachable(settings.kafka_bootstrap_servers):
         raise UserError(f"no Kafka broker answers at KAFKA_BOOTSTRAP_SERVERS={settings.kafka_bootstrap_servers}")
@@ -69,6 +74,19 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         raise UserError(f"no Kafka broker answers at KAFKA_BOOTSTRAP_SERVERS={settings.kafka_bootstrap_servers}")
     simulate(settings, seed=args.seed, sellers=args.sellers, days=args.days, rate=args.rate,
              duration=args.duration, zipf=args.zipf, quiet=args.quiet)
+    return 0
+
+
+# --- token ---
+
+def cmd_token(args: argparse.Namespace) -> int:
+    """Print a token signed with WARDEN_AUTH_SECRET, or with the secret `warden up` keeps."""
+    try:
+        ttl = parse_ttl(args.ttl)
+        secret = check_secret(load().auth_secret or stack_secret(create=False))
+        print(issue(secret, args.sub or args.seller_id or args.role, args.role, args.seller_id, ttl))
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
     return 0
 
 
@@ -138,6 +156,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the workers' table store (WARDEN_STORE; default rocksdb, as in production: "
                    "a restarted worker reads only its changelogs' tail)")
     p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("token", help="print a sign-in token (CONTRACT §9)")
+    p.add_argument("--role", required=True, choices=ROLES)
+    p.add_argument("--seller-id", help="the seller a seller's token is for")
+    p.add_argument("--sub", help="who the token names (default: the seller id, or the role)")
+    p.add_argument("--ttl", default="8h", help="lifetime: 8h, 30m, 2d or seconds (default 8h)")
+    p.set_defaults(func=cmd_token)
 
     return parser
 

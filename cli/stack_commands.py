@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import secrets
 import subprocess
 import sys
 import time
@@ -31,6 +32,25 @@ from stack.embedded import (
 from streams.settings import Settings
 
 # --- up / down ----------------------------------------------------------------------------
+
+SECRET_FILE = "auth-secret"
+
+
+def stack_secret(create: bool = True) -> str | None:
+    """The sign-in secret of the stack `warden up` starts, kept under `.warden/` (readable by
+    its owner only) and made once; None if there is none and `create` is false."""
+    path = STATE_DIR / SECRET_FILE
+    if path.exists():
+        return path.read_text().strip()
+    if not create:
+        return None
+    STATE_DIR.mkdir(parents=True, exist_ok=True)
+    secret = secrets.token_urlsafe(48)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(secret + "\n")
+    return secret
+
 
 def _redis_port(url: str) -> int:
     return urlparse(url).port or 6379
@@ -64,10 +84,13 @@ def start_stack(settings: Settings, broker_port: int, state_dir: Path,
                    WARDEN_WEB_PORT=str(settings.web_port),
                    # Tansu's ListOffsets can answer short of the log end (README: Production)
                    WARDEN_RECOVERY_CHECK="off")
+        if not env.get("WARDEN_AUTH_SECRET"):
+            env["WARDEN_AUTH_SECRET"] = stack_secret() or ""
         procs["worker"] = start_worker(env, state_dir / "worker.log")
         wait_healthy(settings.web_port, procs["worker"], timeout=90, log_path=state_dir / "worker.log")
         ready = time.monotonic() - t0
         announce(f"worker   ready at http://127.0.0.1:{settings.web_port} in {ready:.1f} s (pid {procs['worker'].pid})")
+        announce("sign-in  its /api needs a token: `warden token --role admin` (or --role seller --seller-id S)")
         return procs, env, ready
     except BaseException:
         for proc in reversed(list(procs.values())):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
+from dataclasses import field as dataclass_field
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -147,6 +148,10 @@ class Settings:
     """WARDEN_FAILPOINT: for fault-injection tests only. `checkpoint-partial`: at its second
     checkpoint the worker writes only the orders table's changes, then dies as a kill -9
     would (the broker then holds part of a checkpoint, as after a kill in the middle)."""
+    auth_secret: str | None = dataclass_field(default=None, repr=False)
+    """WARDEN_AUTH_SECRET: the key that signs and checks sign-in tokens (HS256, CONTRACT §9).
+    Required: a worker refuses to start without it (`warden up` makes one and keeps it
+    under `.warden/`). Never logged."""
     instance_id: str | None = None
     """WARDEN_INSTANCE_ID: a stable name per worker (static group membership): a worker
     restarted under the same name takes its partitions back without waiting for the
@@ -189,6 +194,7 @@ ENVIRONMENT: Mapping[str, tuple[str, Callable[[str, str], object]]] = {
     "WARDEN_COMMIT_INTERVAL": ("commit_interval_s", _positive_float),
     "WARDEN_INSTANCE_ID": ("instance_id", _prefix),
     "WARDEN_FAILPOINT": ("failpoint", _choice("checkpoint-partial")),
+    "WARDEN_AUTH_SECRET": ("auth_secret", _text),
 }
 assert {f for f, _ in ENVIRONMENT.values()} == {f.name for f in fields(Settings)}
 

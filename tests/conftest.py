@@ -14,6 +14,8 @@ import pytest
 from stack.embedded import free_port, start_tansu, start_worker, stop, wait_healthy
 
 ROOT = Path(__file__).resolve().parent.parent
+# The sign-in key of the workers the tests start, and a token that reads any seller
+AUTH_SECRET = "warden-tests-" + "k" * 40
 
 
 @pytest.fixture(scope="session")
@@ -44,7 +46,7 @@ class Worker:
             KAFKA_BOOTSTRAP_SERVERS=broker, WARDEN_TOPIC_PREFIX=self.prefix, WARDEN_WEB_PORT=str(self.port),
             WARDEN_DATA_DIR=str(tmp / f"data-{self.prefix}"), WARDEN_CLOCK="event",
             WARDEN_POLICY=str(ROOT / "rules" / "policy.yaml"), WARDEN_LOG_LEVEL="info",
-            PYTHONPATH=str(ROOT),
+            WARDEN_AUTH_SECRET=AUTH_SECRET, PYTHONPATH=str(ROOT),
         )
         self.env.update(env)
         self.proc: subprocess.Popen[bytes] | None = None
@@ -68,6 +70,13 @@ class Worker:
             self.proc.wait()
 
 
+def api_headers(role: str = "service", seller_id: str | None = None, ttl_s: float = 600) -> dict[str, str]:
+    """An Authorization header for the tests' workers."""
+    from streams.auth import issue
+
+    return {"Authorization": f"Bearer {issue(AUTH_SECRET, seller_id or role, role, seller_id, ttl_s)}"}
+
+
 @pytest.fixture
 def worker_factory(broker: str, tmp_path: Path) -> Iterator[type]:
     started: list[Worker] = []
@@ -88,6 +97,7 @@ def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = No
             timeout: float = 120) -> subprocess.CompletedProcess[str]:
     full_env = dict(os.environ)
     full_env["PYTHONPATH"] = str(ROOT)
+    full_env["WARDEN_AUTH_SECRET"] = AUTH_SECRET
     full_env.update(env or {})
     return subprocess.run([sys.executable, "-m", "cli", *args], env=full_env, cwd=cwd or ROOT,
                           capture_output=True, text=True, timeout=timeout)

@@ -134,6 +134,7 @@ class Cluster:
             # Tansu's ListOffsets can answer short of the log end, which Faust's recovery
             # check takes for a store ahead of its changelog (README: Production)
             WARDEN_RECOVERY_CHECK="on" if os.environ.get("WARDEN_TEST_BROKER") == "external" else "off",
+            WARDEN_AUTH_SECRET="warden-chaos-" + "k" * 40,
         )
         self.base_env.update(env)
         self.workers: dict[str, Process] = {}

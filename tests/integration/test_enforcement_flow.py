@@ -14,6 +14,7 @@ import yaml
 
 from rules.calendar import ShipByCalendar
 from schemas.codec import Codec
+from tests.conftest import api_headers
 from tests.kafka_helpers import consume_until, producer
 
 pytestmark = pytest.mark.integration
@@ -197,7 +198,9 @@ def test_enforcement_ladder_end_to_end(worker_factory: type, tmp_path: Path) -> 
     want = [("REINSTATEMENT", "ISSUED"), ("SUSPENSION", "OVERTURNED"), ("WARNING", "ISSUED")]
     deadline = time.monotonic() + 5
     while True:
-        with urllib.request.urlopen(f"http://127.0.0.1:{w.port}/api/sellers/{SELLER}/actions", timeout=5) as r:
+        request = urllib.request.Request(f"http://127.0.0.1:{w.port}/api/sellers/{SELLER}/actions",
+                                         headers=api_headers("seller", SELLER))
+        with urllib.request.urlopen(request, timeout=5) as r:
             view = json.loads(r.read())["actions"]
         if [(a["action"], a["status"]) for a in view] == want or time.monotonic() > deadline:
             break

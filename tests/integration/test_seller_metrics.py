@@ -13,6 +13,8 @@ import pytest
 
 from rules.calendar import ShipByCalendar
 from schemas.codec import Codec
+from streams.auth import issue
+from tests.conftest import AUTH_SECRET, api_headers
 from tests.kafka_helpers import consume_until, producer
 from tests.unit.tables.test_metric_edges import DAY, HOUR
 
@@ -70,9 +72,11 @@ def _wait_for(w: Any, seller: str, check: Any, timeout: float = 60) -> dict[str,
     return found
 
 
-def _get(port: int, path: str) -> tuple[int, dict[str, Any]]:
+def _get(port: int, path: str, headers: dict[str, str] | None = None) -> tuple[int, dict[str, Any]]:
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}",
+                                     headers=api_headers() if headers is None else headers)
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as r:
+        with urllib.request.urlopen(request, timeout=5) as r:
             return r.status, json.loads(r.read())
     except urllib.error.HTTPError as e:
         return e.code, json.loads(e.read())
@@ -148,3 +152,19 @@ def test_history_deadline_and_window_exit(worker_factory: type) -> None:
 
     status, body = _get(w.port, "/api/sellers/nobody-here/metrics")
     assert status == 404 and "nobody-here" in body["error"]
+
+    # Sign-in (CONTRACT §9): the seller reads their own figures; another seller, no token,
+    # an expired or a forged one do not. /healthz and /metrics stay open.
+    path = f"/api/sellers/{SELLER}/metrics"
+    assert _get(w.port, path, api_headers("seller", SELLER))[0] == 200
+    assert _get(w.port, f"/api/sellers/{SELLER}/actions", api_headers("seller", SELLER))[0] == 200
+    status, body = _get(w.port, path, api_headers("seller", OTHER))
+    assert status == 403 and SELLER in body["error"]
+    assert _get(w.port, f"/api/sellers/{SELLER}/actions", api_headers("seller", OTHER))[0] == 403
+    assert _get(w.port, path, {})[0] == 401
+    expired = issue(AUTH_SECRET, SELLER, "seller", SELLER, ttl_s=60, now=time.time() - 3600)
+    assert _get(w.port, path, {"Authorization": f"Bearer {expired}"})[0] == 401
+    forged = api_headers("admin")["Authorization"][:-4] + "AAAA"
+    assert _get(w.port, path, {"Authorization": forged})[0] == 401
+    with urllib.request.urlopen(f"http://127.0.0.1:{w.port}/healthz", timeout=5) as r:
+        assert r.status == 200

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import socket
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -19,7 +20,7 @@ pytestmark = pytest.mark.integration
 def test_up_detach_is_ready_and_down_leaves_nothing(tmp_path: Path) -> None:
     port = free_port()
     env = {"WARDEN_WEB_PORT": str(port), "WARDEN_POLICY": str(ROOT / "rules/policy.yaml"),
-           "WARDEN_DATA_DIR": str(tmp_path / "data")}
+           "WARDEN_DATA_DIR": str(tmp_path / "data"), "WARDEN_AUTH_SECRET": ""}  # `up` makes its own
     started = time.monotonic()
     up = run_cli("up", "--detach", env=env, cwd=tmp_path)
     elapsed = time.monotonic() - started
@@ -27,6 +28,20 @@ def test_up_detach_is_ready_and_down_leaves_nothing(tmp_path: Path) -> None:
     assert "ready in" in up.stdout
     print(f"warden up --detach: ready after {elapsed:.2f} s")
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as resp:
+        assert resp.status == 200
+    # the stack's sign-in secret: made by `up`, readable by its owner only; the API needs a token
+    secret_file = tmp_path / ".warden/auth-secret"
+    assert secret_file.stat().st_mode & 0o777 == 0o600
+    try:
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/api/sellers/s1/metrics", timeout=5)
+        raise AssertionError("the API answered without a token")
+    except urllib.error.HTTPError as exc:
+        assert exc.code == 401
+    token = run_cli("token", "--role", "admin", env=env, cwd=tmp_path)
+    assert token.returncode == 0, token.stderr
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/api/sellers/s1/actions",
+                                     headers={"Authorization": f"Bearer {token.stdout.strip()}"})
+    with urllib.request.urlopen(request, timeout=5) as resp:
         assert resp.status == 200
     state = json.loads((tmp_path / ".warden/stack.json").read_text())
     pids = list(state["pids"].values())
@@ -45,6 +60,24 @@ def _one_clear_line(result) -> str:  # type: ignore[no-untyped-def]
     lines = [line for line in result.stderr.strip().splitlines() if line]
     assert len(lines) == 1, result.stderr
     return lines[0]
+
+
+def test_a_worker_without_a_secret_refuses_to_start() -> None:
+    line = _one_clear_line(run_cli("worker", env={"WARDEN_AUTH_SECRET": ""}))
+    assert "WARDEN_AUTH_SECRET is not set" in line
+    line = _one_clear_line(run_cli("worker", env={"WARDEN_AUTH_SECRET": "short"}))
+    assert "WARDEN_AUTH_SECRET" in line and "32" in line
+
+
+def test_warden_token_prints_a_token_the_secret_checks() -> None:
+    from streams.auth import Identity, verify
+    from tests.conftest import AUTH_SECRET
+
+    made = run_cli("token", "--role", "seller", "--seller-id", "seller-9", "--ttl", "30m")
+    assert made.returncode == 0, made.stderr
+    assert verify(AUTH_SECRET, made.stdout.strip()) == Identity("seller-9", "seller", "seller-9")
+    assert "seller-id" in _one_clear_line(run_cli("token", "--role", "seller"))
+    assert "--ttl" in _one_clear_line(run_cli("token", "--role", "admin", "--ttl", "soon"))
 
 
 def test_broker_not_reachable() -> None:
