@@ -59,3 +59,10 @@ def test_the_bearer_header_and_the_secret_and_ttl_are_checked() -> None:
             parse_ttl(bad)
     with pytest.raises(ValueError, match="seller-id"):
         issue(SECRET, "ann", "seller")
+
+
+def test_the_secret_stays_out_of_the_settings_repr() -> None:
+    from streams.settings import load_settings
+
+    settings = load_settings({"WARDEN_AUTH_SECRET": SECRET})
+    assert settings.auth_secret == SECRET and SECRET not in repr(settings) and SECRET not in str(settings)
