@@ -117,12 +117,7 @@ class Checkpoint:
         app, changelogs, changelog_out = self.app, self.changelogs, self.changelog_out
         async with self.lock:
             generation = app.consumer_generation_id  # the epoch its changelog writes carry
-            if changelogs.pending() and self.loop_watch.paused_recently():
-                # the process was frozen longer than its session: give the coordinator's
-                # heartbeat (every 0.5 s, in the consumer's thread) time to find out
-                await asyncio.sleep(2.0)
-            if changelogs.pending() and membership_lost(app.consumer):
-                self._fence()
+            if changelogs.pending() and await self._fenced():
                 return
             if self.failpoint == "checkpoint-partial" and changelogs.pending() and changelogs.checkpoint_seq >= 1:
                 await self._die_mid_checkpoint(generation)
@@ -135,10 +130,7 @@ class Checkpoint:
                 # every record is on the broker: end the checkpoint (streams.checkpoints), unless
                 # this worker froze meanwhile and lost its partitions; then it stays unended and
                 # no reader applies it
-                if self.loop_watch.paused_recently():
-                    await asyncio.sleep(2.0)
-                if membership_lost(app.consumer):
-                    self._fence()
+                if await self._fenced():
                     return
                 changelogs.end_checkpoint(changelog_out.produce)
                 await changelog_out.flush()
@@ -161,6 +153,17 @@ class Checkpoint:
         log.critical("failpoint checkpoint-partial: exiting with checkpoint %d unended",
                      self.changelogs.checkpoint_seq)
         os._exit(137)
+
+    async def _fenced(self) -> bool:
+        """Whether this worker has lost its group membership; if so, its pending changes and
+        tables are dropped (`_fence`). A process frozen longer than its session first gives
+        the coordinator's heartbeat (every 0.5 s, in the consumer's thread) time to find out."""
+        if self.loop_watch.paused_recently():
+            await asyncio.sleep(2.0)
+        if not membership_lost(self.app.consumer):
+            return False
+        self._fence()
+        return True
 
     def _fence(self) -> None:
         app, changelogs = self.app, self.changelogs

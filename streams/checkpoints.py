@@ -26,29 +26,16 @@ from typing import Any
 
 from faust.types import TP
 
+from streams.epochs import CHECKPOINT_HEADER, Stamp, stamp_of
+
+__all__ = ["CHECKPOINT_HEADER", "CheckpointStaging", "marker_key"]
+
 log = logging.getLogger("warden")
-CHECKPOINT_HEADER = "warden-checkpoint"
 MARKER_PREFIX = b"\x00checkpoint:"
 
 
 def marker_key(epoch: int) -> str:
     return f"\x00checkpoint:{epoch}"
-
-
-def checkpoint_of(record: Any) -> tuple[int, int] | None:
-    """(epoch, sequence) of a changelog record, or None (written before checkpoints were named)."""
-    epoch = seq = None
-    for key, value in record.headers or ():
-        if key == CHECKPOINT_HEADER:
-            seq = value
-        elif key == "warden-epoch":
-            epoch = value
-    if epoch is None or seq is None:
-        return None
-    try:
-        return int(epoch), int(seq)
-    except ValueError:
-        return None
 
 
 class CheckpointStaging:
@@ -62,26 +49,28 @@ class CheckpointStaging:
         self.waiting: dict[int, list[tuple[TP, int, int, Any]]] = {}
         self.dropped = 0
 
-    def arrive(self, tp: TP, records: list[Any]) -> list[tuple[TP, list[Any]]]:
+    def arrive(self, tp: TP, records: list[Any], stamps: list[Stamp] | None = None) -> list[tuple[TP, list[Any]]]:
         """The records to apply now, by changelog partition, in the order to apply them:
         the waiting records a marker among `records` completes, then those of `records`
-        whose checkpoint is complete. Markers themselves are never applied."""
+        whose checkpoint is complete. Markers themselves are never applied. `stamps`: each
+        record's (epoch, sequence), if already read (streams.epochs.stamp_of)."""
+        if stamps is None:
+            stamps = [stamp_of(r) for r in records]
         partition = tp.partition
         out: list[tuple[TP, list[Any]]] = []
         now: list[Any] = []
         markers = tp.topic == self.marker_topic
-        for r in records:
+        for r, (epoch, seq) in zip(records, stamps, strict=True):
             if markers and r.key is not None and r.key.startswith(MARKER_PREFIX):
                 if now:
                     out.append((tp, now))
                     now = []
                 out.extend(self._marker(partition, r))
                 continue
-            checkpoint = checkpoint_of(r)
-            if checkpoint is None or checkpoint[1] <= self.complete.get((partition, checkpoint[0]), -1):
+            if epoch is None or seq is None or seq <= self.complete.get((partition, epoch), -1):
                 now.append(r)
             else:
-                self.waiting.setdefault(partition, []).append((tp, checkpoint[0], checkpoint[1], r))
+                self.waiting.setdefault(partition, []).append((tp, epoch, seq, r))
         if now:
             out.append((tp, now))
         return out

@@ -10,6 +10,8 @@ from faust.types import TP
 
 log = logging.getLogger("warden")
 EPOCH_HEADER = "warden-epoch"
+CHECKPOINT_HEADER = "warden-checkpoint"  # its sequence number within the epoch (streams.checkpoints)
+Stamp = tuple[int | None, int | None]  # (epoch, checkpoint sequence) of a changelog record
 
 
 class EpochFence:
@@ -42,16 +44,23 @@ class EpochFence:
 
     def admit(self, tp: TP, records: list[Any]) -> list[Any]:
         """The records of `records` (one changelog partition, in offset order) to apply."""
+        return self.admit_stamped(tp, records, [stamp_of(r) for r in records])[0]
+
+    def admit_stamped(self, tp: TP, records: list[Any], stamps: list[Stamp]) -> tuple[list[Any], list[Stamp]]:
+        """`admit`, given each record's stamp (read once, for the checkpoint staging too):
+        the records to apply and their stamps."""
         if records[0].offset <= self.read_to.get(tp, -1):
             self.top.pop(tp, None)  # read again from earlier: judged afresh
         self.read_to[tp] = records[-1].offset
         top = self.top.get(tp, -1)
-        kept = []
+        kept: list[Any] = []
+        kept_stamps: list[Stamp] = []
         skipped = 0
-        for r in records:
-            epoch = epoch_of(r)
+        for r, stamp in zip(records, stamps, strict=True):
+            epoch = stamp[0]
             if epoch is None or epoch >= top:
                 kept.append(r)
+                kept_stamps.append(stamp)
                 if epoch is not None:
                     top = epoch
             else:
@@ -61,18 +70,27 @@ class EpochFence:
             self.skipped += skipped
             log.warning("%s[%d]: skipped %d records written after epoch %d by an earlier owner of the "
                         "partition (a paused worker's late writes)", tp.topic, tp.partition, skipped, top)
-        return kept
+        return kept, kept_stamps
 
     def clear(self) -> None:
         self.top.clear()
         self.read_to.clear()
 
 
-def epoch_of(record: Any) -> int | None:
+def stamp_of(record: Any) -> Stamp:
+    """(epoch, checkpoint sequence) of a changelog record, each None where its header is
+    missing or unreadable (written before they were named), in one pass over its headers."""
+    epoch = seq = None
     for key, value in record.headers or ():
         if key == EPOCH_HEADER:
-            try:
-                return int(value)
-            except ValueError:
-                return None
-    return None
+            epoch = _int(value)
+        elif key == CHECKPOINT_HEADER:
+            seq = _int(value)
+    return epoch, seq
+
+
+def _int(raw: bytes) -> int | None:
+    try:
+        return int(raw)
+    except ValueError:
+        return None

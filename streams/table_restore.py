@@ -9,7 +9,7 @@ from faust.stores.memory import Store as MemoryStore
 from faust.types import TP
 
 from streams.checkpoints import CheckpointStaging
-from streams.epochs import EpochFence
+from streams.epochs import EpochFence, stamp_of
 from streams.faust_internals import codec_loads, end_recovery, key_partitions
 
 
@@ -57,9 +57,10 @@ def apply_changelog(app: Any, tp: TP, records: list[Any], fence: EpochFence | No
         if not records:
             return True
     last = records[-1].offset
+    stamps = [stamp_of(r) for r in records]  # each record's headers read once, here
     if fence is not None:
-        records = fence.admit(tp, records)
-    groups = [(tp, records)] if staging is None else staging.arrive(tp, records)
+        records, stamps = fence.admit_stamped(tp, records, stamps)
+    groups = [(tp, records)] if staging is None else staging.arrive(tp, records, stamps)
     for group_tp, group in groups:
         table_of_group = recovery.tp_to_table.get(group_tp)
         if table_of_group is not None:

@@ -23,8 +23,8 @@ from faust.serializers import codecs
 from faust.stores.memory import Store as MemoryStore
 from faust.types import TP
 
-from streams.checkpoints import CHECKPOINT_HEADER, CheckpointStaging, marker_key
-from streams.epochs import EPOCH_HEADER, EpochFence
+from streams.checkpoints import CheckpointStaging, marker_key
+from streams.epochs import CHECKPOINT_HEADER, EPOCH_HEADER, EpochFence
 from streams.faust_internals import (
     codec_loads,
     current_event_set,

@@ -224,10 +224,10 @@ class BatchConsumer(KafkaConsumer):
         if self._sought_generation != self.app.consumer_generation_id:
             return False
         try:
-            position = self._thread._ensure_consumer()._subscription.subscription.assignment.state_value(
-                AIOKafkaTP(tp.topic, tp.partition)).position
-        except Exception:  # not assigned, or no position yet
+            state = partition_state(self, tp)
+        except Exception:  # stopping
             return False
+        position = state.position if state is not None and state.has_valid_position else None
         if position is None or position <= expected:
             return False
         self._reread[tp] = expected
@@ -293,15 +293,24 @@ def fetch_position(consumer: Any, tp: TP) -> int | None:
     return consumer._read_offset.get(tp)  # type: ignore[no-any-return]
 
 
+def partition_state(consumer: Any, tp: TP) -> Any:
+    """aiokafka's state of `tp` (paused, position, awaiting a reset), or None if aiokafka
+    does not hold it assigned. Read from this thread: a snapshot, for decisions that a
+    stale answer only delays."""
+    inner = consumer._thread._ensure_consumer()
+    subscription = inner._subscription.subscription
+    if subscription is None or subscription.assignment is None:
+        return None
+    return subscription.assignment.state_value(AIOKafkaTP(tp.topic, tp.partition))
+
+
 def fetch_state(consumer: Any, tp: TP) -> str:
     """How the consumer stands with `tp`, in words (for a log line when its records do not
     come): aiokafka's view (assigned, paused, position, awaiting a reset) and Faust's
     (active, paused, read offset, whether this generation's seek is done)."""
     parts = []
     try:
-        inner = consumer._thread._ensure_consumer()
-        assignment = inner._subscription.subscription.assignment if inner._subscription.subscription else None
-        state = assignment.state_value(AIOKafkaTP(tp.topic, tp.partition)) if assignment else None
+        state = partition_state(consumer, tp)
         if state is None:
             parts.append("not assigned in aiokafka")
         else:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -26,6 +27,17 @@ pytestmark = pytest.mark.integration
 HOUR = 3_600_000
 
 
+def forty_orders_thirty_on_time(w: Worker, p: Any, metrics: Outputs) -> None:
+    """The seller's 40 orders, 30 of them scanned in time; waits until the worker counts them."""
+    key = SELLER.encode()
+    for i, oid in enumerate(ORDERS):
+        p.produce(w.topic("marketplace.orders"), key=key, value=order(SELLER, oid, WED + i * 60_000))
+    for oid in ORDERS[:30]:
+        p.produce(w.topic("marketplace.shipment-scans"), key=key, value=scan(oid, SHIP_BY - 8 * HOUR, f"ok-{oid}"))
+    p.flush()
+    metrics.until(lambda rs: any(r["cancellation_rate"]["denominator"] == 40 for r in rs))
+
+
 @pytest.mark.parametrize("store", ["memory", "rocksdb"])
 def test_kill_and_restart_recovers_state_and_republishes(broker: str, tmp_path: Path, store: str) -> None:
     w = Worker(broker, tmp_path, WARDEN_PARTITIONS="1", WARDEN_TICK_INTERVAL="0.2", WARDEN_STORE=store,
@@ -36,12 +48,7 @@ def test_kill_and_restart_recovers_state_and_republishes(broker: str, tmp_path: 
         key = SELLER.encode()
         enforcements = Outputs(w, "trust-safety.enforcements")
         metrics = Outputs(w, "trust-safety.seller-metrics")
-        for i, oid in enumerate(ORDERS):
-            p.produce(w.topic("marketplace.orders"), key=key, value=order(SELLER, oid, WED + i * 60_000))
-        for oid in ORDERS[:30]:
-            p.produce(w.topic("marketplace.shipment-scans"), key=key, value=scan(oid, SHIP_BY - 8 * HOUR, f"ok-{oid}"))
-        p.flush()
-        metrics.until(lambda rs: any(r["cancellation_rate"]["denominator"] == 40 for r in rs))
+        forty_orders_thirty_on_time(w, p, metrics)
         time.sleep(0.5)
         for k in (1, 2):
             p.produce(w.topic("marketplace.shipment-scans"), key=key,
@@ -88,12 +95,7 @@ def test_a_checkpoint_left_half_written_is_not_restored(broker: str, tmp_path: P
         p = producer(broker)
         key = SELLER.encode()
         metrics = Outputs(w, "trust-safety.seller-metrics")
-        for i, oid in enumerate(ORDERS):
-            p.produce(w.topic("marketplace.orders"), key=key, value=order(SELLER, oid, WED + i * 60_000))
-        for oid in ORDERS[:30]:
-            p.produce(w.topic("marketplace.shipment-scans"), key=key, value=scan(oid, SHIP_BY - 8 * HOUR, f"ok-{oid}"))
-        p.flush()
-        metrics.until(lambda rs: any(r["cancellation_rate"]["denominator"] == 40 for r in rs))
+        forty_orders_thirty_on_time(w, p, metrics)
         time.sleep(1.5)  # the first checkpoint ends: these inputs are committed
         for k in (1, 2):
             p.produce(w.topic("marketplace.shipment-scans"), key=key,
