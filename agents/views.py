@@ -24,22 +24,47 @@ log = logging.getLogger("warden")
 # One call writes a flush's sellers' views: a pipeline of an HSET per seller costs the
 # worker ~25 µs each in the client (a command packed, a response read under its own
 # timeout), a fifth of a busy worker's loop; the script's arguments are packed in one go.
-WRITE_VIEWS = """
-for i = 1, #KEYS do
-  redis.call('HSET', KEYS[i], 'record', ARGV[2 * i - 1], 'evidence', ARGV[2 * i])
+# Per seller: KEYS view, daily; ARGV record, detail, day, the day's figures. The daily hash
+# keeps the last DAILY_DAYS days (a day's entry is its latest figures).
+DAILY_DAYS = 90
+WRITE_VIEWS = f"""
+for i = 1, #KEYS, 2 do
+  local a = (i - 1) * 2
+  redis.call('HSET', KEYS[i], 'record', ARGV[a + 1], 'detail', ARGV[a + 2])
+  if ARGV[a + 3] ~= '' then
+    redis.call('HSET', KEYS[i + 1], ARGV[a + 3], ARGV[a + 4])
+    if redis.call('HLEN', KEYS[i + 1]) > {DAILY_DAYS} then
+      local days = redis.call('HKEYS', KEYS[i + 1])
+      table.sort(days)
+      for j = 1, #days - {DAILY_DAYS} do redis.call('HDEL', KEYS[i + 1], days[j]) end
+    end
+  end
 end
 return #KEYS
 """
-VIEWS_PER_CALL = 2_000  # a call's keys: the server runs a script without interruption
+VIEWS_PER_CALL = 2_000  # a call's sellers: the server runs a script without interruption
+
+
+def view_fields(detail: Any) -> tuple[str, str, str]:
+    """A seller's detail as the view stores it: its JSON, its day and the day's figures
+    (a plain mapping of evidence lists has no day)."""
+    dumps = compact_json.dumps
+    view = getattr(detail, "view", None)
+    if view is None:
+        return dumps({"evidence": dict(detail)}), "", ""
+    return dumps(view()), detail.day, dumps(detail.daily())
 
 
 class RedisView:
     """The sellers' latest metrics and actions in Redis, written in batches.
 
-    A seller's metrics view is a hash: `record`, its latest SellerMetrics as published (the
-    wire bytes, made once for the topic: nothing is serialized again per record) and
-    `evidence`, JSON metric -> order ids read when the view is written. The API decodes
-    it when asked. Only a seller's latest record of each flush is written."""
+    A seller's view is three keys. `...:view`, a hash: `record`, the latest SellerMetrics
+    as published (the wire bytes, made once for the topic: nothing is serialized again per
+    record), and `detail`, JSON read from the tables when the view is written (the orders
+    behind each numerator, newest first, at most 50 per metric, with their facts; the
+    flawed items by month and reason). `...:daily`, a hash: day -> the day's latest
+    numerators and denominators, the last 90 days. `...:actions`, a hash: action id -> its
+    latest record as JSON. Only a seller's latest record of each flush is written."""
 
     def __init__(self, url: str, prefix: str, codec: Codec, app: Any, loop_watch: LoopWatch) -> None:
         self.url = url
@@ -49,7 +74,7 @@ class RedisView:
         self.client = aioredis.from_url(url)
         self.prefix = f"{prefix}warden"
         self.write_views = self.client.register_script(WRITE_VIEWS)
-        # seller -> (record bytes, evidence mapping, or its JSON once written)
+        # seller -> (record bytes, the detail as staged, or its view fields once read)
         self.pending: dict[str, tuple[bytes, Any]] = {}
         self.pending_actions: dict[str, dict[str, str]] = {}
         self._warned = False
@@ -61,6 +86,9 @@ class RedisView:
 
     def metrics_key(self, seller_id: str) -> str:
         return f"{self.prefix}:seller:{seller_id}:view"
+
+    def daily_key(self, seller_id: str) -> str:
+        return f"{self.prefix}:seller:{seller_id}:daily"
 
     def actions_key(self, seller_id: str) -> str:
         return f"{self.prefix}:seller:{seller_id}:actions"
@@ -98,15 +126,15 @@ class RedisView:
         try:
             keys: list[str] = []
             args: list[Any] = []
-            dumps = compact_json.dumps
-            for seller_id, (record, evidence) in batch.items():
-                if not isinstance(evidence, str):
-                    evidence = dumps(dict(evidence))  # read now (tables.readback.Evidence)
-                    batch[seller_id] = (record, evidence)
+            for seller_id, (record, detail) in batch.items():
+                if not isinstance(detail, tuple):
+                    detail = view_fields(detail)  # read now (tables.readback.SellerDetail)
+                    batch[seller_id] = (record, detail)
                 keys.append(f"{self.prefix}:seller:{seller_id}:view")
+                keys.append(f"{self.prefix}:seller:{seller_id}:daily")
                 args.append(record)
-                args.append(evidence)
-                if len(keys) == VIEWS_PER_CALL:
+                args.extend(detail)
+                if len(keys) == 2 * VIEWS_PER_CALL:
                     await self.write_views(keys=keys, args=args)
                     keys, args = [], []
             if keys:
@@ -139,7 +167,7 @@ class RedisView:
             return None
         raw = stored[b"record"]
         _, record = self.codec.decode(raw if isinstance(raw, bytes) else raw.encode())
-        record["evidence_order_ids"] = json.loads(stored.get(b"evidence", b"{}"))
+        record["evidence_order_ids"] = json.loads(stored.get(b"detail", b"{}")).get("evidence", {})
         return record
 
     async def run(self, stopping: asyncio.Event | None = None) -> None:

@@ -34,7 +34,7 @@ from rules.history import (
     stable_id,
 )
 from rules.metrics import BELOW, FLAWED_REASON_INDEX, METRICS, rate_of, standing_of, wilson_lower_bound
-from rules.notifications import notification
+from rules.notifications import at_risk_notification, notification
 from rules.policy import Policy
 from rules.units import DAY_MS, pct
 
@@ -69,6 +69,9 @@ def may_act(figures: Any, policy: Policy) -> bool:
         den = denominators[i]
         if den and den >= mp.min_volume and numerators[i] / den > mp.threshold_below \
                 and enforceable(figures, i, policy):
+            return True
+    for i, mp in policy.notified_at_risk:
+        if mp.is_at_risk(numerators[i], denominators[i]):
             return True
     by_reason = figures.flawed_by_reason
     return any(by_reason[FLAWED_REASON_INDEX[rule.refund_reason]] >= rule.min_count
@@ -257,6 +260,28 @@ def absolute_rule(snapshot: Snapshot, history: History, policy: Policy, now: int
     return effects
 
 
+def at_risk_rule(snapshot: Snapshot, history: History, policy: Policy, now: int, cause: str,
+                 episodes: dict[str, int]) -> list[Effect]:
+    """Metrics with `notify_at_risk`: one `at_risk` notification when the rate comes within
+    the policy's margin of its standard; the episode lasts until the rate falls back under
+    the margin (a metric gone BELOW is still in it: the warning says the rest)."""
+    effects: list[Effect] = []
+    for i, mp in policy.notified_at_risk:
+        num, den = snapshot.numerators[i], snapshot.denominators[i]
+        risky = mp.is_at_risk(num, den)
+        flag = f"at_risk:{mp.name}"
+        was = bool(history.flags.get(flag))
+        in_episode = risky or (was and den >= mp.min_volume and standing_of(num, den, mp) == BELOW)
+        if in_episode == was:
+            continue
+        effects.append(SetFlag(flag, in_episode))
+        if in_episode:
+            episode = int(history.flags.get(f"at_risk_episodes:{mp.name}", 0)) + 1
+            effects += [SetFlag(f"at_risk_episodes:{mp.name}", episode),
+                        Notify(at_risk_notification(snapshot.seller_id, mp.name, num, den, episode, policy, now))]
+    return effects
+
+
 Rule = Callable[[Snapshot, History, Policy, int, str, dict[str, int]], list[Effect]]
 
 
@@ -287,6 +312,7 @@ class RuleRegistry:
 RULES = RuleRegistry()
 RULES.register("ladder", ladder_rule)
 RULES.register("absolute", absolute_rule)
+RULES.register("at_risk", at_risk_rule)
 
 
 def evaluate(snapshot: Snapshot, history: History, policy: Policy, now: int, cause: str,

@@ -117,3 +117,25 @@ def notification(action: Mapping[str, Any], template: str, policy: Policy, now: 
         "body": body,
         "created_at": now,
     }
+
+
+def at_risk_notification(seller_id: str, metric: str, num: int, den: int, episode: int, policy: Policy,
+                         now: int) -> dict[str, Any]:
+    """The `at_risk` Notification (no action): a metric nears its standard, once per episode."""
+    mp = policy.metrics[metric]
+    name = metric.replace("_", " ")
+    what = DESCRIPTIONS.get(metric, metric)
+    body = (f"Hello {escape(seller_id)},\n\nOver the last {policy.window_days} days, {num} of your {den} orders "
+            f"counted as {what}: a {name} of {pct(num / den)}. The standard is at most "
+            f"{pct(mp.threshold_below)}, and you are close to it.\n\nWhat to do: {IMPROVE.get(metric, '')}\n\n"
+            f"Nothing has been taken against your account: this is a heads-up.")
+    return {
+        "notification_id": notification_id(f"{seller_id}\x1fat_risk\x1f{metric}\x1f{episode}", "at_risk", "ISSUED"),
+        "seller_id": seller_id,
+        "action_id": None,
+        "channels": list(CHANNELS),
+        "template": "at_risk",
+        "subject": f"Your {name} is close to our standard",
+        "body": body,
+        "created_at": now,
+    }

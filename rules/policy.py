@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -32,6 +32,15 @@ class MetricPolicy:
     min_defect_buyers: int = 1
     min_confidence: float | None = None
     enforced: bool = True
+    at_risk: float = 0.8  # a fraction of threshold_below: at or above it (not yet BELOW) the seller is at risk
+    notify_at_risk: bool = False  # one `at_risk` Notification per episode
+
+    def is_at_risk(self, num: int, den: int) -> bool:
+        """Measured, not BELOW, and at or above `at_risk` x threshold_below: warn before punishing."""
+        if den < self.min_volume or den == 0:
+            return False
+        rate = num / den
+        return self.at_risk * self.threshold_below <= rate <= self.threshold_below and rate > 0
 
 
 @dataclass(frozen=True)
@@ -41,6 +50,19 @@ class Ladder:
     warning_ttl_ms: int = 30 * DAY_MS
     escalate_after_ms: int = 14 * DAY_MS
     repeat_window_ms: int = 90 * DAY_MS
+
+
+REVIEW_KINDS = ("SUSPENSION", "BAN", "APPEAL")
+
+
+@dataclass(frozen=True)
+class Review:
+    """How long a human review may take (CONTRACT §9): an SLA per kind of case, and how
+    long a reviewer's claim on a case lasts."""
+
+    sla_hours: Mapping[str, float] = field(default_factory=lambda: {"SUSPENSION": 24.0, "BAN": 24.0,
+                                                                    "APPEAL": 72.0})
+    claim_minutes: float = 30.0
 
 
 @dataclass(frozen=True)
@@ -64,6 +86,7 @@ class Policy:
     metrics: Mapping[str, MetricPolicy]
     ladder: Ladder
     absolute_rules: tuple[AbsoluteRule, ...]
+    review: Review = field(default_factory=Review)
 
     @property
     def window_days(self) -> int:
@@ -77,6 +100,11 @@ class Policy:
     def memo(self) -> dict[Any, Any]:
         """Values derived from this policy alone, memoized by their users (bounded by them)."""
         return {}
+
+    @cached_property
+    def notified_at_risk(self) -> tuple[tuple[int, MetricPolicy], ...]:
+        """(metric index, its policy) of every metric whose at-risk episodes are notified."""
+        return tuple((i, self.metrics[name]) for i, name in enumerate(METRICS) if self.metrics[name].notify_at_risk)
 
     @cached_property
     def enforced_metrics(self) -> tuple[tuple[int, MetricPolicy], ...]:
@@ -110,7 +138,7 @@ def _metric(name: str, node: Any) -> MetricPolicy:
         raise PolicyError(f"metrics.{name}: must be a mapping")
     _check_keys(node, where,
                 {"threshold_exceeds", "threshold_below", "min_volume", "min_defect_buyers",
-                 "min_confidence", "enforced"},
+                 "min_confidence", "enforced", "at_risk", "notify_at_risk"},
                 {"threshold_exceeds", "threshold_below", "min_volume"})
     exceeds = float(_number(node, "threshold_exceeds", where, 0.0, 1.0))
     below = float(_number(node, "threshold_below", where, 0.0, 1.0))
@@ -124,7 +152,28 @@ def _metric(name: str, node: Any) -> MetricPolicy:
     enforced = node.get("enforced", True)
     if not isinstance(enforced, bool):
         raise PolicyError(f"{where}enforced: must be true or false, got {enforced!r}")
-    return MetricPolicy(name, exceeds, below, min_volume, buyers, confidence, enforced)
+    at_risk = float(_number(node, "at_risk", where, 0.0, 1.0, default=0.8))
+    notify = node.get("notify_at_risk", False)
+    if not isinstance(notify, bool):
+        raise PolicyError(f"{where}notify_at_risk: must be true or false, got {notify!r}")
+    return MetricPolicy(name, exceeds, below, min_volume, buyers, confidence, enforced, at_risk, notify)
+
+
+def _review(doc: Any) -> Review:
+    if doc is None:
+        return Review()
+    if not isinstance(doc, Mapping):
+        raise PolicyError("review: must be a mapping")
+    _check_keys(doc, "review.", {"sla_hours", "claim_minutes"}, set())
+    sla_doc = doc.get("sla_hours") or {}
+    if not isinstance(sla_doc, Mapping):
+        raise PolicyError("review.sla_hours: must be a mapping of SUSPENSION, BAN and APPEAL to hours")
+    _check_keys(sla_doc, "review.sla_hours.", set(REVIEW_KINDS), set())
+    defaults = Review().sla_hours
+    sla = {kind: float(_number(sla_doc, kind, "review.sla_hours.", 0.01, 24 * 365, default=defaults[kind]))
+           for kind in REVIEW_KINDS}
+    claim = float(_number(doc, "claim_minutes", "review.", 0.05, 24 * 60, default=30))
+    return Review(sla, claim)
 
 
 def parse_policy(doc: Any) -> Policy:
@@ -133,7 +182,7 @@ def parse_policy(doc: Any) -> Policy:
         raise PolicyError("policy: the document must be a mapping")
     _check_keys(doc, "",
                 {"policy_version", "window_days", "scan_grace_hours", "unfulfilled_grace_days",
-                 "ladder", "metrics", "absolute_rules"},
+                 "ladder", "metrics", "absolute_rules", "review"},
                 {"policy_version", "metrics"})
     version = doc["policy_version"]
     if not isinstance(version, str) or not version.strip():
@@ -193,6 +242,7 @@ def parse_policy(doc: Any) -> Policy:
         metrics=metrics,
         ladder=ladder,
         absolute_rules=tuple(rules),
+        review=_review(doc.get("review")),
     )
 
 

@@ -38,7 +38,7 @@ from tables.figures import RETENTION_SLACK_MS, Figures
 from tables.keys import seller_of, split_order_key
 from tables.months import MonthCalendar
 from tables.orders import OrderState
-from tables.readback import Evidence, Readback
+from tables.readback import Evidence, Readback, SellerDetail
 from tables.sellers import SellerState
 
 
@@ -205,14 +205,15 @@ class Engine(EventHandlers, Figures, Readback):
             s = self._seller(seller_id)
             figures = s.snapshot(months)
             signature: list[Any] = [list(s.counts), list(figures.flawed_by_reason),
-                                    [c for _, c in figures.flawed_monthly], list(months),
+                                    [c for _, c in figures.flawed_monthly],
+                                    [list(r) for r in figures.flawed_monthly_by_reason], list(months),
                                     self.policy.version]
             changed = signature != s.published and now > 0  # now == 0: no clock yet (held)
             if changed:
                 s.published = signature
                 record = seller_metrics_record(seller_id, figures, self.policy, now)
                 # evidence is read when the view is written (the latest record with the latest lists)
-                effects.append(PublishMetrics(seller_id, record, Evidence(self, seller_id), cause))
+                effects.append(PublishMetrics(seller_id, record, SellerDetail(self, seller_id, now, figures), cause))
             if changed or seller_id in self._due_checks:
                 self._enforce(seller_id, figures, now, cause, effects)
             due = self._month_rollover(s, now)

@@ -15,7 +15,7 @@ from tables.deadlines import ORDER as _ORDER
 from tables.keys import defect_buyer_key, evidence_key
 from tables.months import MonthCalendar
 from tables.orders import OrderState
-from tables.sellers import SellerState
+from tables.sellers import SellerState, month_reason
 
 MAX_EVIDENCE = 50
 # A flawed order counts in flawed_items_monthly by its first flawed refund. Its facts are
@@ -69,7 +69,8 @@ class Figures:
             dirty.setdefault(seller, cause)
             changed = True
         first_flawed = o.first_flawed_at()
-        month = self.months.month(first_flawed) if first_flawed is not None else None
+        # counted by the month and reason of the order's first flawed refund
+        month = month_reason(self.months.month(first_flawed), o.flawed[0][0]) if first_flawed is not None else None
         if month != o.flawed_month:
             s = self._seller(seller)
             keep_from = self.months.last_three(now)[0]

@@ -15,12 +15,17 @@ class MonthCalendar:
     def __init__(self, timezone: str = "UTC") -> None:
         self.zone = ZoneInfo(timezone)
         self._month_of_slot = lru_cache(maxsize=8192)(self._compute_month)
+        self._day_of_slot = lru_cache(maxsize=8192)(self._compute_day)
         self._last_three: dict[str, tuple[str, str, str]] = {}  # month -> the last three months
         self._next_start: dict[str, int] = {}  # month -> when the next one starts
 
     def month(self, ms: int) -> str:
         """The month of an instant, "YYYY-MM"."""
         return self._month_of_slot(ms // SLOT_MS)
+
+    def day(self, ms: int) -> str:
+        """The calendar day of an instant, "YYYY-MM-DD"."""
+        return self._day_of_slot(ms // SLOT_MS)
 
     def last_three(self, now: int) -> tuple[str, str, str]:
         """The last three calendar months at `now`, oldest first."""
@@ -44,6 +49,9 @@ class MonthCalendar:
     def _compute_month(self, slot: int) -> str:
         local = datetime.fromtimestamp(slot * SLOT_MS / 1000, self.zone)
         return f"{local.year:04d}-{local.month:02d}"
+
+    def _compute_day(self, slot: int) -> str:
+        return datetime.fromtimestamp(slot * SLOT_MS / 1000, self.zone).strftime("%Y-%m-%d")
 
     @staticmethod
     def _compute_last_three(current: str) -> tuple[str, str, str]:

@@ -8,13 +8,14 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from rules.effects import DecideAction, Effect, PublishMetrics
-from rules.metrics import METRICS
+from rules.metrics import FLAWED_REASONS, METRICS
 from rules.policy import Policy
 from rules.reviews import republish
 from rules.standing import seller_metrics_record
 from tables.clocks import PartitionClocks
-from tables.keys import evidence_key
+from tables.keys import evidence_key, order_key
 from tables.months import MonthCalendar
+from tables.orders import OrderState
 
 
 class Evidence(Mapping[str, list[str]]):
@@ -31,6 +32,62 @@ class Evidence(Mapping[str, list[str]]):
 
     def __len__(self) -> int:
         return len(METRICS)
+
+
+class SellerDetail(Evidence):
+    """What a seller's view shows beside the `SellerMetrics` record, read from the tables
+    when the view is written: the orders behind each numerator with their facts, the
+    flawed items by month and reason, and the day's figures for the 90-day trend."""
+
+    def __init__(self, engine: Any, seller_id: str, as_of: int, figures: Any) -> None:
+        super().__init__(engine, seller_id)
+        self.day = engine.months.day(as_of)
+        self.figures = figures
+
+    def view(self) -> dict[str, Any]:
+        """The detail as plain data (JSON): bounded by MAX_EVIDENCE orders per metric."""
+        evidence: dict[str, list[str]] = {}
+        orders: dict[str, dict[str, Any]] = {}
+        table = self.engine.stores.orders
+        for metric in METRICS:
+            ids = self[metric][::-1]  # newest first
+            evidence[metric] = ids
+            for order_id in ids:
+                if order_id not in orders:
+                    o = table.get(order_key(self.seller_id, order_id))
+                    if o is not None:
+                        orders[order_id] = order_facts(o)
+        f = self.figures
+        return {
+            "evidence": evidence,
+            "orders": orders,
+            "flawed_monthly_by_reason": {month: dict(zip(FLAWED_REASONS, counts, strict=True))
+                                         for (month, _), counts in zip(f.flawed_monthly, f.flawed_monthly_by_reason,
+                                                                       strict=True)},
+        }
+
+    def daily(self) -> list[int]:
+        """The day's figures: numerator and denominator of each metric, in METRICS order."""
+        out: list[int] = []
+        for num, den in zip(self.figures.numerators, self.figures.denominators, strict=True):
+            out += (num, den)
+        return out
+
+
+def order_facts(o: OrderState) -> dict[str, Any]:
+    """One order's facts as a seller or reviewer reads them (times in ms, UTC)."""
+    return {
+        "show_id": o.show_id,
+        "placed_at": o.placed_at,
+        "ship_by": o.ship_by,
+        "first_scan_at": o.possession_at,
+        "carrier_fault": o.carrier_fault,
+        "cancelled_at": o.cancelled_at,
+        "cancelled_by_seller": o.cancelled_by_seller,
+        "refunds": [[FLAWED_REASONS[reason], at] for reason, at in o.flawed],
+        "stars": o.stars or None,
+        "rated_at": o.rated_at,
+    }
 
 
 class Readback:
@@ -66,7 +123,7 @@ class Readback:
                 continue
             figures = s.snapshot(self.months.last_three(now))
             record = seller_metrics_record(seller_id, figures, self.policy, now)
-            effects.append(PublishMetrics(seller_id, record, Evidence(self, seller_id), "view"))
+            effects.append(PublishMetrics(seller_id, record, SellerDetail(self, seller_id, now, figures), "view"))
         for seller_id, history in self.stores.enforcement.items():
             if partitions is not None and self.partition_of(seller_id) not in partitions:
                 continue

@@ -3,7 +3,8 @@
 The figures are sums over the seller's in-window orders; each order's contribution changes
 at known instants (rules.windows.next_change), so the sum slides exactly, to the
 millisecond, with O(1) work per event and a size that does not grow with the seller's
-history: 10 counters, 5 distinct-buyer counts, 4 reason counts, at most 3 months.
+history: 10 counters, 5 distinct-buyer counts, 4 reason counts, at most 3 months of 4
+reason counts.
 """
 
 from __future__ import annotations
@@ -22,6 +23,12 @@ from rules.metrics import (
 from schemas import compact_json
 
 MONTHS_KEPT = 3
+MONTH_SEP = "/"  # a monthly key: "YYYY-MM/<reason index>" (a bare "YYYY-MM": state kept before reasons were)
+
+
+def month_reason(month: str, reason_index: int) -> str:
+    """The key a flawed order counts under: its month and its refund reason."""
+    return f"{month}{MONTH_SEP}{reason_index}"
 
 
 class SellerFigures(NamedTuple):
@@ -32,6 +39,8 @@ class SellerFigures(NamedTuple):
     defect_buyers: tuple[int, ...]
     flawed_by_reason: tuple[int, ...]
     flawed_monthly: tuple[tuple[str, int], ...]
+    # per month shown, the count per flawed reason (FLAWED_REASONS order)
+    flawed_monthly_by_reason: tuple[tuple[int, ...], ...] = ()
 
 
 class SellerState:
@@ -70,12 +79,21 @@ class SellerState:
             del self.monthly[stale]
 
     def snapshot(self, months: tuple[str, ...]) -> SellerFigures:
+        totals = dict.fromkeys(months, 0)
+        by_reason = {m: [0] * len(FLAWED_REASONS) for m in months}
+        for key, count in self.monthly.items():
+            month, _, reason = key.partition(MONTH_SEP)
+            if month in totals:
+                totals[month] += count
+                if reason:
+                    by_reason[month][int(reason)] += count
         return SellerFigures(
             numerators=tuple(self.counts[0::2]),
             denominators=tuple(self.counts[1::2]),
             defect_buyers=tuple(self.defect_buyers),
             flawed_by_reason=tuple(self.by_reason),
-            flawed_monthly=tuple((m, self.monthly.get(m, 0)) for m in months),
+            flawed_monthly=tuple((m, totals[m]) for m in months),
+            flawed_monthly_by_reason=tuple(tuple(by_reason[m]) for m in months),
         )
 
     def dumps(self) -> bytes:
@@ -93,4 +111,4 @@ class SellerState:
         return f"SellerState({self.dumps().decode()})"
 
 
-__all__ = ["ALL_NUM_BITS", "SellerFigures", "SellerState"]
+__all__ = ["ALL_NUM_BITS", "SellerFigures", "SellerState", "month_reason"]

@@ -297,7 +297,7 @@ def test_redelivered_decision_publishes_the_same_records_again() -> None:
 def test_the_rule_registry_refuses_a_duplicate_id_and_keeps_its_order() -> None:
     from rules.enforcement import RULES, DuplicateRule, RuleRegistry, ladder_rule
 
-    assert RULES.ids() == ("ladder", "absolute")
+    assert RULES.ids() == ("ladder", "absolute", "at_risk")
     from rules.enforcement import ENTERING_STEPS, ban_step, repeat_step
     assert (ban_step, repeat_step) == ENTERING_STEPS
     registry = RuleRegistry()
@@ -309,3 +309,33 @@ def test_the_rule_registry_refuses_a_duplicate_id_and_keeps_its_order() -> None:
     counterfeit = snap(num=3, den=300, counterfeit=3)
     assert actions(evaluate(counterfeit, h, POLICY, T0, "ev", rules=registry)) == []
     assert actions(evaluate(counterfeit, History(), POLICY, T0, "ev")) != []
+
+
+def _notifying_at_risk() -> Any:
+    metrics = dict(POLICY.metrics)
+    metrics[LATE] = dataclasses.replace(metrics[LATE], notify_at_risk=True)
+    return dataclasses.replace(POLICY, metrics=metrics)
+
+
+@pytest.mark.parametrize(("num", "at_risk"), [(31, False), (32, True), (40, True), (41, False)])
+def test_at_risk_is_from_the_margin_up_to_the_standard(num: int, at_risk: bool) -> None:
+    # late_dropoff_rate: threshold_below 4 %, at_risk 0.8 -> at risk from 3.2 % up to 4 % included
+    assert POLICY.metrics[LATE].is_at_risk(num, 1000) is at_risk
+
+
+def test_an_at_risk_notification_is_sent_once_per_episode_when_the_policy_asks() -> None:
+    policy = _notifying_at_risk()
+    h = History()
+    assert notices(run(snap(num=35, den=1000), h, T0, policy)) == ["at_risk"]
+    assert notices(run(snap(num=38, den=1000), h, T0 + DAY, policy)) == []  # same episode
+    assert notices(run(snap(num=10, den=1000), h, T0 + 2 * DAY, policy)) == []  # episode over
+    again = run(snap(num=36, den=1000), h, T0 + 3 * DAY, policy)
+    assert notices(again) == ["at_risk"]
+    first = [e for e in run(snap(num=35, den=1000), History(), T0, policy) if isinstance(e, Notify)][0]
+    second = [e for e in again if isinstance(e, Notify)][0]
+    assert first.record["notification_id"] != second.record["notification_id"]
+    assert first.record["action_id"] is None and "3.5" in first.record["body"]
+
+
+def test_no_at_risk_notification_without_the_policy_switch() -> None:
+    assert notices(run(snap(num=35, den=1000), History(), T0)) == []

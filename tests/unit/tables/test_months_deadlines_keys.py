@@ -68,3 +68,18 @@ def test_the_bit_layout_follows_the_metrics_and_reasons() -> None:
     assert len(s.counts) == 2 * len(METRICS) and len(s.defect_buyers) == len(METRICS)
     s.add(NUM_BITS[-1] | DEN_BITS[-1] | REASON_BITS[-1], 1)
     assert s.counts[-2:] == [1, 1] and s.by_reason[-1] == 1 and sum(s.counts) == 2
+
+
+def test_flawed_items_are_counted_by_month_and_reason() -> None:
+    from tables.sellers import SellerState, month_reason
+
+    s = SellerState()
+    s.count_month(month_reason("2026-10", 0), 1, "2026-09")
+    s.count_month(month_reason("2026-10", 3), 1, "2026-09")
+    s.count_month(month_reason("2026-11", 3), 1, "2026-09")
+    s.count_month("2026-11", 1, "2026-09")  # kept before reasons were: counted in the total only
+    f = s.snapshot(("2026-09", "2026-10", "2026-11"))
+    assert f.flawed_monthly == (("2026-09", 0), ("2026-10", 2), ("2026-11", 2))
+    assert f.flawed_monthly_by_reason == ((0, 0, 0, 0), (1, 0, 0, 1), (0, 0, 0, 1))
+    s.count_month(month_reason("2026-12", 1), 1, "2026-10")  # three months on: September's drop
+    assert all(not key.startswith("2026-09") for key in s.monthly)
