@@ -11,7 +11,7 @@ from faust.web import Request, Response, View
 
 from agents.outputs import BrokerProbe
 from agents.views import RedisView
-from streams.auth import AuthError, bearer, verify
+from streams.auth import AuthError, bearer, require_seller, verify
 from streams.observability import exposition
 
 
@@ -37,12 +37,10 @@ def register_pages(app: Any, view: RedisView, broker: BrokerProbe, secret: str) 
     def refused(page: View, request: Request, seller_id: str) -> Response | None:
         """None if the request's token may read `seller_id`; else the 401 or 403 to answer."""
         try:
-            identity = verify(secret, bearer(request.headers.get("Authorization")))
+            require_seller(verify(secret, bearer(request.headers.get("Authorization"))), seller_id)
         except AuthError as exc:
-            return page.json({"error": str(exc)}, status=exc.status,
-                             headers={"WWW-Authenticate": 'Bearer realm="warden"'})
-        if not identity.may_read_seller(seller_id):
-            return page.json({"error": f"{identity.sub} may not read seller {seller_id!r}"}, status=403)
+            headers = {"WWW-Authenticate": 'Bearer realm="warden"'} if exc.status == 401 else None
+            return page.json({"error": str(exc)}, status=exc.status, headers=headers)
         return None
 
     @app.page("/healthz")

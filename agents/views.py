@@ -17,6 +17,7 @@ from schemas import compact_json
 from schemas.codec import Codec
 from streams.faust_internals import membership_lost
 from streams.observability import VIEW_WRITE_FAILURES
+from streams.view_keys import ViewKeys
 
 log = logging.getLogger("warden")
 
@@ -24,15 +25,20 @@ log = logging.getLogger("warden")
 # One call writes a flush's sellers' views: a pipeline of an HSET per seller costs the
 # worker ~25 µs each in the client (a command packed, a response read under its own
 # timeout), a fifth of a busy worker's loop; the script's arguments are packed in one go.
-# Per seller: KEYS view, daily; ARGV record, detail, day, the day's figures. The daily hash
-# keeps the last DAILY_DAYS days (a day's entry is its latest figures).
+# Per seller: KEYS view, daily; ARGV record, detail, n, then n pairs of day and that day's
+# latest figures. The daily hash keeps the last DAILY_DAYS days.
 DAILY_DAYS = 90
 WRITE_VIEWS = f"""
+local a = 1
 for i = 1, #KEYS, 2 do
-  local a = (i - 1) * 2
-  redis.call('HSET', KEYS[i], 'record', ARGV[a + 1], 'detail', ARGV[a + 2])
-  if ARGV[a + 3] ~= '' then
-    redis.call('HSET', KEYS[i + 1], ARGV[a + 3], ARGV[a + 4])
+  redis.call('HSET', KEYS[i], 'record', ARGV[a], 'detail', ARGV[a + 1])
+  local n = tonumber(ARGV[a + 2])
+  a = a + 3
+  if n > 0 then
+    for j = 0, n - 1 do
+      redis.call('HSET', KEYS[i + 1], ARGV[a + 2 * j], ARGV[a + 2 * j + 1])
+    end
+    a = a + 2 * n
     if redis.call('HLEN', KEYS[i + 1]) > {DAILY_DAYS} then
       local days = redis.call('HKEYS', KEYS[i + 1])
       table.sort(days)
@@ -45,14 +51,10 @@ return #KEYS
 VIEWS_PER_CALL = 2_000  # a call's sellers: the server runs a script without interruption
 
 
-def view_fields(detail: Any) -> tuple[str, str, str]:
-    """A seller's detail as the view stores it: its JSON, its day and the day's figures
-    (a plain mapping of evidence lists has no day)."""
-    dumps = compact_json.dumps
+def detail_json(detail: Any) -> str:
+    """A seller's detail as the view stores it (a plain mapping is evidence lists only)."""
     view = getattr(detail, "view", None)
-    if view is None:
-        return dumps({"evidence": dict(detail)}), "", ""
-    return dumps(view()), detail.day, dumps(detail.daily())
+    return compact_json.dumps(view() if view is not None else {"evidence": dict(detail)})
 
 
 class RedisView:
@@ -72,11 +74,14 @@ class RedisView:
         self.app = app
         self.loop_watch = loop_watch
         self.client = aioredis.from_url(url)
-        self.prefix = f"{prefix}warden"
+        self.keys = ViewKeys(prefix)
         self.write_views = self.client.register_script(WRITE_VIEWS)
         # seller -> (record bytes, the detail as staged, or its view fields once read)
         self.pending: dict[str, tuple[bytes, Any]] = {}
         self.pending_actions: dict[str, dict[str, str]] = {}
+        # seller -> day -> the detail of that day's latest figures: every day is written,
+        # not only the day of a flush's latest record
+        self.pending_days: dict[str, dict[str, Any]] = {}
         self._warned = False
         # Redis lost what it held (it was away, or restarted empty): every view of this
         # worker's sellers is written again from the tables (`resync`, set by the worker)
@@ -85,16 +90,22 @@ class RedisView:
         self._identity_checked = 0.0
 
     def metrics_key(self, seller_id: str) -> str:
-        return f"{self.prefix}:seller:{seller_id}:view"
-
-    def daily_key(self, seller_id: str) -> str:
-        return f"{self.prefix}:seller:{seller_id}:daily"
+        return self.keys.metrics(seller_id)
 
     def actions_key(self, seller_id: str) -> str:
-        return f"{self.prefix}:seller:{seller_id}:actions"
+        return self.keys.actions(seller_id)
 
     def stage(self, views: dict[str, tuple[bytes, Mapping[str, list[str]]]]) -> None:
         self.pending.update(views)
+        days = self.pending_days
+        for seller_id, (_, detail) in views.items():
+            day = getattr(detail, "day", None)
+            if day is not None:
+                mine = days.get(seller_id)
+                if mine is None:
+                    days[seller_id] = {day: detail}
+                else:
+                    mine[day] = detail
 
     def stage_actions(self, actions: dict[str, dict[str, str]]) -> None:
         for seller_id, docs in actions.items():
@@ -120,20 +131,25 @@ class RedisView:
             self._unavailable(exc)
             return
         if not self.pending and not self.pending_actions:
+            self.pending_days.clear()  # (days come only with a seller's record)
             return
         batch, self.pending = self.pending, {}
         actions, self.pending_actions = self.pending_actions, {}
+        days, self.pending_days = self.pending_days, {}
         try:
             keys: list[str] = []
             args: list[Any] = []
+            dumps = compact_json.dumps
             for seller_id, (record, detail) in batch.items():
-                if not isinstance(detail, tuple):
-                    detail = view_fields(detail)  # read now (tables.readback.SellerDetail)
+                if not isinstance(detail, str):
+                    detail = detail_json(detail)  # read now (tables.readback.SellerDetail)
                     batch[seller_id] = (record, detail)
-                keys.append(f"{self.prefix}:seller:{seller_id}:view")
-                keys.append(f"{self.prefix}:seller:{seller_id}:daily")
-                args.append(record)
-                args.extend(detail)
+                keys.append(self.keys.metrics(seller_id))
+                keys.append(self.keys.daily(seller_id))
+                mine = days.get(seller_id) or {}
+                args += (record, detail, len(mine))
+                for day, of_day in mine.items():
+                    args += (day, of_day if isinstance(of_day, str) else dumps(of_day.daily()))
                 if len(keys) == 2 * VIEWS_PER_CALL:
                     await self.write_views(keys=keys, args=args)
                     keys, args = [], []
@@ -149,6 +165,10 @@ class RedisView:
         except Exception as exc:  # Redis down: keep the newest views, try again next flush
             for seller_id, written in batch.items():
                 self.pending.setdefault(seller_id, written)
+            for seller_id, of_days in days.items():
+                later = self.pending_days.setdefault(seller_id, {})
+                for day, of_day in of_days.items():
+                    later.setdefault(day, of_day)
             for seller_id, docs in actions.items():
                 for action_id, doc in docs.items():
                     self.pending_actions.setdefault(seller_id, {}).setdefault(action_id, doc)
@@ -180,5 +200,6 @@ class RedisView:
                 if membership_lost(self.app.consumer):
                     self.pending.clear()
                     self.pending_actions.clear()
+                    self.pending_days.clear()
                     continue
             await self.flush()

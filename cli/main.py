@@ -64,6 +64,25 @@ def cmd_worker(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- web ---------------------------------------------------------------------------------
+
+def cmd_web(args: argparse.Namespace) -> int:
+    """The web service for people (CONTRACT §9)."""
+    settings = load()
+    try:
+        check_secret(settings.auth_secret)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    check_policy(settings)
+    if not port_free(settings.ui_port):
+        raise UserError(f"WARDEN_UI_PORT={settings.ui_port} is in use: set another port")
+    logging.basicConfig(level=getattr(logging, settings.log_level.upper()), format="%(asctime)s %(name)s %(message)s")
+    from web.server import run_web
+
+    run_web(settings)
+    return 0
+
+
 # --- simulate -----------------------------------------------------------------------------
 
 def cmd_simulate(args: argparse.Namespace) -> int:
@@ -124,6 +143,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--detach", action="store_true", help="return once the worker is ready")
     p.add_argument("--broker-port", type=int, default=0, help="Tansu's port (default: a free one)")
     p.set_defaults(func=cmd_up)
+
+    p = sub.add_parser("web", help="the web service: seller dashboard and sign-in (WARDEN_UI_PORT)")
+    p.set_defaults(func=cmd_web)
 
     p = sub.add_parser("down", help="stop what `warden up` started")
     p.set_defaults(func=cmd_down)

@@ -25,6 +25,7 @@ from stack.embedded import (
     spawn,
     start_redis,
     start_tansu,
+    start_web,
     start_worker,
     stop,
     wait_healthy,
@@ -63,6 +64,8 @@ def start_stack(settings: Settings, broker_port: int, state_dir: Path,
     check_policy(settings)
     if not port_free(settings.web_port):
         raise UserError(f"WARDEN_WEB_PORT={settings.web_port} is in use: stop what holds it or set another port")
+    if not port_free(settings.ui_port):
+        raise UserError(f"WARDEN_UI_PORT={settings.ui_port} is in use: stop what holds it or set another port")
     state_dir.mkdir(parents=True, exist_ok=True)
     procs: dict[str, subprocess.Popen[bytes]] = {}
     try:
@@ -90,7 +93,14 @@ def start_stack(settings: Settings, broker_port: int, state_dir: Path,
         wait_healthy(settings.web_port, procs["worker"], timeout=90, log_path=state_dir / "worker.log")
         ready = time.monotonic() - t0
         announce(f"worker   ready at http://127.0.0.1:{settings.web_port} in {ready:.1f} s (pid {procs['worker'].pid})")
-        announce("sign-in  its /api needs a token: `warden token --role admin` (or --role seller --seller-id S)")
+        env["WARDEN_UI_PORT"] = str(settings.ui_port)
+        procs["web"] = start_web(env, state_dir / "web.log")
+        wait_healthy(settings.ui_port, procs["web"], timeout=30, log_path=state_dir / "web.log", name="web service")
+        ready = time.monotonic() - t0
+        announce(f"web      the dashboard at {settings.ui_url} (pid {procs['web'].pid}); sign in with:")
+        for who, link in demo_links(settings.ui_url, env["WARDEN_AUTH_SECRET"]):
+            announce(f"           {who:<9}{link}")
+        announce("sign-in  tokens for the API and other people: `warden token --role R [--seller-id S]`")
         return procs, env, ready
     except BaseException:
         for proc in reversed(list(procs.values())):
@@ -98,14 +108,26 @@ def start_stack(settings: Settings, broker_port: int, state_dir: Path,
         raise
 
 
+DEMO_SELLER = "seller-00001-slow_shipper"  # the simulator's first slow shipper (simulator.marketplace)
+
+
+def demo_links(ui_url: str, secret: str) -> list[tuple[str, str]]:
+    """Sign-in links (valid 8 hours) for a demo seller and a demo reviewer."""
+    from streams.auth import issue
+
+    seller = issue(secret, DEMO_SELLER, "seller", DEMO_SELLER)
+    reviewer = issue(secret, "demo-reviewer", "reviewer")
+    return [("seller", f"{ui_url}/login?token={seller}"), ("reviewer", f"{ui_url}/login?token={reviewer}")]
+
+
 def _save_state(state: StackState, procs: dict[str, subprocess.Popen[bytes]], env: dict[str, str]) -> None:
     """Record the started processes and their addresses, for `warden down`."""
     state.save({k: p.pid for k, p in procs.items()},
-               {k: env[k] for k in ("KAFKA_BOOTSTRAP_SERVERS", "REDIS_URL", "WARDEN_WEB_PORT")})
+               {k: env[k] for k in ("KAFKA_BOOTSTRAP_SERVERS", "REDIS_URL", "WARDEN_WEB_PORT", "WARDEN_UI_PORT")})
 
 
 def stop_stack(procs: dict[str, subprocess.Popen[bytes]]) -> None:
-    for name in ("simulator", "feed", "worker", "broker", "redis"):
+    for name in ("simulator", "feed", "web", "worker", "broker", "redis"):
         proc = procs.get(name)
         if proc is not None:
             stop(proc)
@@ -153,7 +175,7 @@ def cmd_down(args: argparse.Namespace) -> int:
     if not pids:
         print("nothing to stop: no stack started by `warden up` here")
         return 0
-    for name in ("simulator", "worker", "broker", "redis"):
+    for name in ("simulator", "web", "worker", "broker", "redis"):
         pid = pids.get(name)
         if pid is not None and alive(pid):
             stop(pid)

@@ -20,6 +20,11 @@ NOT_COUNTING = frozenset({REJECTED, OVERTURNED})
 AWAITING_REVIEW = frozenset({PENDING_REVIEW, APPEALED})
 # An action that can be appealed: in force.
 APPEALABLE = frozenset({ISSUED, APPROVED, UPHELD})
+# What a seller is shown of their actions: a proposal waiting for review, or one rejected
+# on review, was never in force and is not the seller's to see (CONTRACT §5, 2 and 4).
+HIDDEN_FROM_SELLER = frozenset({PENDING_REVIEW, REJECTED})
+# Appealable from the seller's page: in force and never appealed (an appeal upheld is final).
+SELLER_APPEALABLE = frozenset({ISSUED, APPROVED})
 MAX_ACTIONS_KEPT = 100
 
 

@@ -117,9 +117,14 @@ def start_worker(env: dict[str, str], log_path: Path | None = None,
     return spawn([sys.executable, "-m", "cli", "worker", *extra], log_path, env=env)
 
 
+def start_web(env: dict[str, str], log_path: Path | None = None) -> subprocess.Popen[bytes]:
+    """`warden web`: the web service for people."""
+    return spawn([sys.executable, "-m", "cli", "web"], log_path, env=env)
+
+
 def wait_healthy(port: int, proc: subprocess.Popen[bytes] | None = None, timeout: float = 60.0,
-                 log_path: Path | None = None) -> float:
-    """Wait for the worker's /healthz to answer 200; return the seconds it took."""
+                 log_path: Path | None = None, name: str = "worker") -> float:
+    """Wait for a service's /healthz to answer 200; return the seconds it took."""
     start = time.monotonic()
     url = f"http://127.0.0.1:{port}/healthz"
     while time.monotonic() - start < timeout:
@@ -128,7 +133,7 @@ def wait_healthy(port: int, proc: subprocess.Popen[bytes] | None = None, timeout
             if log_path and log_path.exists():
                 lines = log_path.read_text(errors="replace").strip().splitlines()
                 tail = lines[-1] if lines else ""
-            raise StackError(f"the worker exited (code {proc.returncode}) before it was ready: {tail}")
+            raise StackError(f"the {name} exited (code {proc.returncode}) before it was ready: {tail}")
         try:
             with urllib.request.urlopen(url, timeout=1) as resp:
                 if resp.status == 200:
@@ -136,7 +141,7 @@ def wait_healthy(port: int, proc: subprocess.Popen[bytes] | None = None, timeout
         except (urllib.error.URLError, OSError):
             pass
         time.sleep(0.05)
-    raise StackError(f"the worker was not ready within {timeout:.0f} s (see {log_path})")
+    raise StackError(f"the {name} was not ready within {timeout:.0f} s (see {log_path})")
 
 
 def stop(proc: subprocess.Popen[bytes] | int, timeout: float = 10.0) -> None:

@@ -36,6 +36,29 @@ class Identity:
         return self.role in ("reviewer", "lead", "admin", "service")
 
 
+    @property
+    def decides_reviews(self) -> bool:
+        """Reviewers, leads and admins decide suspensions, bans and appeals."""
+        return self.role in ("reviewer", "lead", "admin")
+
+    @property
+    def reassigns(self) -> bool:
+        """Only leads and admins reassign cases or act in bulk."""
+        return self.role in ("lead", "admin")
+
+
+def require_seller(identity: Identity, seller_id: str) -> None:
+    """AuthError(403) unless `identity` may read `seller_id`'s data."""
+    if not identity.may_read_seller(seller_id):
+        raise AuthError(403, f"{identity.sub} may not see seller {seller_id!r}")
+
+
+def require_reviewer(identity: Identity) -> None:
+    """AuthError(403) unless `identity` decides reviews."""
+    if not identity.decides_reviews:
+        raise AuthError(403, f"{identity.sub} ({identity.role}) may not review enforcement actions")
+
+
 def check_secret(secret: str | None) -> str:
     """The secret, or ValueError saying what is wrong with it."""
     if not secret:

@@ -87,6 +87,14 @@ def _text(raw: str, var: str) -> str:
     return raw
 
 
+def _flag(raw: str, var: str) -> bool:
+    if raw.lower() in ("1", "true", "yes", "on"):
+        return True
+    if raw.lower() in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{var}={raw!r}: must be 1 or 0")
+
+
 def _prefix(raw: str, var: str) -> str:
     allowed = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
     if not set(raw) <= allowed:
@@ -152,6 +160,13 @@ class Settings:
     """WARDEN_AUTH_SECRET: the key that signs and checks sign-in tokens (HS256, CONTRACT §9).
     Required: a worker refuses to start without it (`warden up` makes one and keeps it
     under `.warden/`). Never logged."""
+    ui_port: int = 8080
+    """WARDEN_UI_PORT: the web service's port (`warden web`: the seller dashboard, CONTRACT §9)."""
+    ui_host: str = "127.0.0.1"
+    """WARDEN_UI_HOST: the address the web service listens on (0.0.0.0 in a container)."""
+    ui_secure_cookie: bool = False
+    """WARDEN_UI_SECURE_COOKIE: `1` marks the session cookie Secure (set it when the web
+    service is served over HTTPS, as in production)."""
     instance_id: str | None = None
     """WARDEN_INSTANCE_ID: a stable name per worker (static group membership): a worker
     restarted under the same name takes its partitions back without waiting for the
@@ -160,6 +175,11 @@ class Settings:
     @property
     def web_url(self) -> str:
         return f"http://127.0.0.1:{self.web_port}"
+
+    @property
+    def ui_url(self) -> str:
+        host = "127.0.0.1" if self.ui_host in ("0.0.0.0", "::") else self.ui_host
+        return f"http://{host}:{self.ui_port}"
 
     @property
     def app_data_dir(self) -> str:
@@ -195,6 +215,9 @@ ENVIRONMENT: Mapping[str, tuple[str, Callable[[str, str], object]]] = {
     "WARDEN_INSTANCE_ID": ("instance_id", _prefix),
     "WARDEN_FAILPOINT": ("failpoint", _choice("checkpoint-partial")),
     "WARDEN_AUTH_SECRET": ("auth_secret", _text),
+    "WARDEN_UI_PORT": ("ui_port", _port),
+    "WARDEN_UI_HOST": ("ui_host", _text),
+    "WARDEN_UI_SECURE_COOKIE": ("ui_secure_cookie", _flag),
 }
 assert {f for f, _ in ENVIRONMENT.values()} == {f.name for f in fields(Settings)}
 

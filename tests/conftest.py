@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from stack.embedded import free_port, start_tansu, start_worker, stop, wait_healthy
+from stack.embedded import free_port, start_tansu, start_web, start_worker, stop, wait_healthy
 
 ROOT = Path(__file__).resolve().parent.parent
 # The sign-in key of the workers the tests start, and a token that reads any seller
@@ -68,6 +68,38 @@ class Worker:
         if self.proc is not None:
             self.proc.kill()
             self.proc.wait()
+
+
+class WebService:
+    """A `warden web` process beside a worker: same topics, same Redis, its own port."""
+
+    def __init__(self, worker: Worker, tmp: Path, **env: str) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = tmp / f"web-{worker.prefix}{self.port}.log"
+        self.env = dict(worker.env)
+        self.env.update(WARDEN_UI_PORT=str(self.port))
+        self.env.update(env)
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> WebService:
+        self.proc = start_web(self.env, self.log)
+        wait_healthy(self.port, self.proc, timeout=30, log_path=self.log, name="web service")
+        return self
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            stop(self.proc)
+
+
+# The test run's output folder: screenshots of the pages, kept for a person to look at
+OUTPUT = Path(os.environ.get("WARDEN_TEST_OUTPUT", ROOT / "test-output"))
+
+
+def token(role: str = "service", seller_id: str | None = None, ttl_s: float = 600) -> str:
+    from streams.auth import issue
+
+    return issue(AUTH_SECRET, seller_id or role, role, seller_id, ttl_s)
 
 
 def api_headers(role: str = "service", seller_id: str | None = None, ttl_s: float = 600) -> dict[str, str]:

@@ -18,8 +18,8 @@ pytestmark = pytest.mark.integration
 
 
 def test_up_detach_is_ready_and_down_leaves_nothing(tmp_path: Path) -> None:
-    port = free_port()
-    env = {"WARDEN_WEB_PORT": str(port), "WARDEN_POLICY": str(ROOT / "rules/policy.yaml"),
+    port, ui_port = free_port(), free_port()
+    env = {"WARDEN_WEB_PORT": str(port), "WARDEN_UI_PORT": str(ui_port), "WARDEN_POLICY": str(ROOT / "rules/policy.yaml"),
            "WARDEN_DATA_DIR": str(tmp_path / "data"), "WARDEN_AUTH_SECRET": ""}  # `up` makes its own
     started = time.monotonic()
     up = run_cli("up", "--detach", env=env, cwd=tmp_path)
@@ -45,7 +45,17 @@ def test_up_detach_is_ready_and_down_leaves_nothing(tmp_path: Path) -> None:
         assert resp.status == 200
     state = json.loads((tmp_path / ".warden/stack.json").read_text())
     pids = list(state["pids"].values())
-    assert {"broker", "worker"} <= set(state["pids"])
+    assert {"broker", "worker", "web"} <= set(state["pids"])
+    # the web service: its address and sign-in links printed, the demo seller's link signs in
+    links = [line.split()[-1] for line in up.stdout.splitlines() if "/login?token=" in line]
+    assert len(links) == 2 and all(link.startswith(f"http://127.0.0.1:{ui_port}/login?token=") for link in links)
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor())
+    try:
+        with opener.open(links[0], timeout=5) as resp:
+            landed, page = resp.url, resp.read().decode()
+    except urllib.error.HTTPError as exc:  # signed in and on their page, with no figures yet
+        landed, page = exc.url, exc.read().decode()
+    assert landed.endswith("/sellers/seller-00001-slow_shipper") and 'class="who">seller-00001-slow_shipper' in page
     assert all(alive(pid) for pid in pids)
     down = run_cli("down", env=env, cwd=tmp_path)
     assert down.returncode == 0, down.stderr

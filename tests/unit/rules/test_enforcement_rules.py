@@ -331,8 +331,8 @@ def test_an_at_risk_notification_is_sent_once_per_episode_when_the_policy_asks()
     assert notices(run(snap(num=10, den=1000), h, T0 + 2 * DAY, policy)) == []  # episode over
     again = run(snap(num=36, den=1000), h, T0 + 3 * DAY, policy)
     assert notices(again) == ["at_risk"]
-    first = [e for e in run(snap(num=35, den=1000), History(), T0, policy) if isinstance(e, Notify)][0]
-    second = [e for e in again if isinstance(e, Notify)][0]
+    first = next(e for e in run(snap(num=35, den=1000), History(), T0, policy) if isinstance(e, Notify))
+    second = next(e for e in again if isinstance(e, Notify))
     assert first.record["notification_id"] != second.record["notification_id"]
     assert first.record["action_id"] is None and "3.5" in first.record["body"]
 
