@@ -19,8 +19,9 @@ pytestmark = pytest.mark.integration
 
 def test_up_detach_is_ready_and_down_leaves_nothing(tmp_path: Path) -> None:
     port, ui_port = free_port(), free_port()
-    env = {"WARDEN_WEB_PORT": str(port), "WARDEN_UI_PORT": str(ui_port), "WARDEN_POLICY": str(ROOT / "rules/policy.yaml"),
-           "WARDEN_DATA_DIR": str(tmp_path / "data"), "WARDEN_AUTH_SECRET": ""}  # `up` makes its own
+    env = {"WARDEN_WEB_PORT": str(port), "WARDEN_UI_PORT": str(ui_port),
+           "WARDEN_POLICY": str(ROOT / "rules/policy.yaml"), "WARDEN_DATA_DIR": str(tmp_path / "data"),
+           "WARDEN_AUTH_SECRET": ""}  # `up` makes its own
     started = time.monotonic()
     up = run_cli("up", "--detach", env=env, cwd=tmp_path)
     elapsed = time.monotonic() - started
