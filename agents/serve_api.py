@@ -1,6 +1,7 @@
 """HTTP: health, Prometheus and the sellers' views (CONTRACT §6). `/healthz` and `/metrics`
 are open; every `/api` route needs a sign-in token (§9): 401 without a usable one, 403
-for a seller asking about another seller."""
+for a seller asking about another seller. A seller is not shown suspensions or bans still
+waiting for review, or rejected on review: they were never in force."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ from faust.web import Request, Response, View
 
 from agents.outputs import BrokerProbe
 from agents.views import RedisView
-from streams.auth import AuthError, bearer, require_seller, verify
+from rules.history import HIDDEN_FROM_SELLER
+from streams.auth import AuthError, Identity, bearer, require_seller, verify
 from streams.observability import exposition
 
 
@@ -34,14 +36,15 @@ def waiting_for(app: Any, broker: BrokerProbe) -> list[str]:
 def register_pages(app: Any, view: RedisView, broker: BrokerProbe, secret: str) -> None:
     """The worker's pages on its Faust web server."""
 
-    def refused(page: View, request: Request, seller_id: str) -> Response | None:
-        """None if the request's token may read `seller_id`; else the 401 or 403 to answer."""
+    def caller(page: View, request: Request, seller_id: str) -> Identity | Response:
+        """Who asks, if their token may read `seller_id`; else the 401 or 403 to answer."""
         try:
-            require_seller(verify(secret, bearer(request.headers.get("Authorization"))), seller_id)
+            identity = verify(secret, bearer(request.headers.get("Authorization")))
+            require_seller(identity, seller_id)
         except AuthError as exc:
             headers = {"WWW-Authenticate": 'Bearer realm="warden"'} if exc.status == 401 else None
             return page.json({"error": str(exc)}, status=exc.status, headers=headers)
-        return None
+        return identity
 
     @app.page("/healthz")
     class Health(View):
@@ -62,9 +65,9 @@ def register_pages(app: Any, view: RedisView, broker: BrokerProbe, secret: str) 
     @app.page("/api/sellers/{seller_id}/metrics")
     class SellerMetricsView(View):
         async def get(self, request: Request, seller_id: str) -> Response:
-            denied = refused(self, request, seller_id)
-            if denied is not None:
-                return denied
+            identity = caller(self, request, seller_id)
+            if not isinstance(identity, Identity):
+                return identity
             record = await view.metrics(seller_id)
             if record is None:
                 return not_found(self, seller_id, "metrics")
@@ -73,10 +76,12 @@ def register_pages(app: Any, view: RedisView, broker: BrokerProbe, secret: str) 
     @app.page("/api/sellers/{seller_id}/actions")
     class SellerActionsView(View):
         async def get(self, request: Request, seller_id: str) -> Response:
-            denied = refused(self, request, seller_id)
-            if denied is not None:
-                return denied
+            identity = caller(self, request, seller_id)
+            if not isinstance(identity, Identity):
+                return identity
             raw: Any = await view.client.hgetall(view.actions_key(seller_id))
             actions = [json.loads(doc) for doc in raw.values()]
+            if identity.role == "seller":  # a proposal under review, or rejected, is not theirs to see
+                actions = [a for a in actions if a["status"] not in HIDDEN_FROM_SELLER]
             actions.sort(key=lambda a: (a.get("decided_at", 0), a.get("action_id", "")), reverse=True)
             return self.json({"seller_id": seller_id, "actions": actions})
