@@ -6,6 +6,8 @@ Sections (each prints its figures as it finishes, and all go to `--json PATH`):
   bytes per seller and per in-window order after a simulated month.
 - ceiling, faust, worker, workers, latency, startup, memory: (a)-(g), through a broker
   (bench/stack.py).
+- web: the seller page and the drill-down of `warden web` for a seller with 10,000 orders
+  in the window, p50/p95, and the seller's view bytes in Redis (bench/web.py).
 
 Figures are medians of repeats, with their spread, and ratios measured in the same run:
 these machines are shared and noisy.
@@ -167,7 +169,7 @@ def _spread(values: list[float]) -> float:
     return (max(values) - min(values)) / m if m else 0.0
 
 
-SECTIONS = ("core", "ceiling", "faust", "worker", "workers", "latency", "startup", "memory")
+SECTIONS = ("core", "ceiling", "faust", "worker", "workers", "latency", "startup", "memory", "web")
 
 
 def run_bench(sections: list[str], quick: bool, json_path: str | None, workers: int = 2,
@@ -188,6 +190,13 @@ def run_bench(sections: list[str], quick: bool, json_path: str | None, workers: 
         if "core" in sections:
             bench_core(report, quick)
         run_stack(sections, quick, report, progress, workers=workers, store=store)
+        if "web" in sections:
+            from pathlib import Path
+
+            from bench.web import section_web
+
+            section_web(report, quick, Path(os.environ.get("WARDEN_BENCH_DIR", ".warden/bench")).resolve() / "web",
+                        progress)
     except BenchFailure as exc:
         failure = exc
     finally:

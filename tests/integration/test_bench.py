@@ -66,3 +66,13 @@ def test_output_count_check_fails_a_run_that_loses_outputs(tmp_path: Path) -> No
     assert "output count check FAILED" in done.stderr and "seller-metrics" in done.stderr
     figures = json.loads((tmp_path / "bench.json").read_text())["figures"]
     assert figures["result"]["value"] == "FAILED"
+
+
+def test_bench_web_section_times_the_pages_of_a_seller_with_10000_orders(tmp_path: Path) -> None:
+    done = bench(tmp_path, "web")
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    web = json.loads((tmp_path / "bench.json").read_text())["figures"]["web"]
+    assert web["orders in the seller's window"]["value"] >= 10_000
+    for page in ("seller page", "drill-down (late dropoff)", "drill-down (flawed items)"):
+        assert 0 < web[f"{page} p50"]["value"] <= web[f"{page} p95"]["value"]
+    assert web["view bytes per seller (Redis)"]["value"] > 1_000
