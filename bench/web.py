@@ -61,9 +61,16 @@ def _history(orders: int, now: int) -> list[tuple[str, dict[str, Any]]]:
             events.append(("RatingSubmitted", dict(
                 event_id=f"rt-{oid}", rating_id=f"rt-{oid}", order_id=oid, seller_id=SELLER, buyer_id=f"b{i % 3000}",
                 stars=1 + i % 5, show_id=None, rated_at=placed + 5 * DAY)))
-    events.sort(key=lambda e: e[1].get("placed_at") or e[1].get("scanned_at") or e[1].get("cancelled_at")
-                or e[1].get("refunded_at") or e[1].get("rated_at"))
+    events.sort(key=_event_time)
     return events
+
+
+def _event_time(event: tuple[str, dict[str, Any]]) -> int:
+    record = event[1]
+    for name in ("placed_at", "scanned_at", "cancelled_at", "refunded_at", "rated_at"):
+        if name in record:
+            return int(record[name])
+    return 0
 
 
 def _write_view(redis_url: str, prefix: str, policy_path: str, orders: int, progress: Any) -> tuple[int, int]:
@@ -89,8 +96,8 @@ def _write_view(redis_url: str, prefix: str, policy_path: str, orders: int, prog
     assert last is not None
     keys = ViewKeys(prefix)
     client = redis.Redis.from_url(redis_url)
-    record = Codec().encode("SellerMetrics", last.record, f"{prefix}trust-safety.seller-metrics")
-    args: list[Any] = [record, detail_json(last.evidence), len(days)]
+    value = Codec().encode("SellerMetrics", last.record, f"{prefix}trust-safety.seller-metrics")
+    args: list[Any] = [value, detail_json(last.evidence), len(days)]
     for day, detail in sorted(days.items()):
         args += (day, compact_json.dumps(detail.daily()))
     client.register_script(WRITE_VIEWS)(keys=[keys.metrics(SELLER), keys.daily(SELLER)], args=args)
