@@ -63,7 +63,8 @@ def live_feed(servers: str, settings: Settings, procs: dict[str, subprocess.Pope
                 print(f"{time.strftime('%H:%M:%S')} consumed {m.get('warden_events_total', 0):>9,.0f} events | "
                       f"dead-lettered {m.get('warden_events_invalid_total', 0):,.0f} | "
                       f"metrics published {m.get('warden_seller_metrics_published_total', 0):,.0f} | "
-                      f"actions {m.get('warden_enforcements_total', 0):,.0f}")
+                      f"actions {m.get('warden_enforcements_total', 0):,.0f} | "
+                      f"dashboard {settings.ui_url} (sign-in links above)")
             if msg is None or msg.error():
                 continue
             topic = msg.topic()
