@@ -10,11 +10,12 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from aiokafka.partitioner import murmur2
 
-from rules.effects import DecideAction, Effect, Notify, PublishMetrics, RejectInput
+from rules.effects import DecideAction, Effect, Notify, PublishMetrics, RejectInput, SetFlag
+from rules.history import APPEALED, ISSUED, PENDING_REVIEW
 from rules.units import DAY_MS
 from schemas import compact_json
 from schemas.codec import Codec, DecodeError
@@ -55,6 +56,9 @@ class Outcome:
     # seller_id -> (SellerMetrics as published, evidence order ids by metric): the Redis view
     views: dict[str, tuple[bytes, Mapping[str, list[str]]]] = field(default_factory=dict)
     actions: dict[str, dict[str, str]] = field(default_factory=dict)  # seller -> action_id -> JSON
+    # action_id -> JSON of the facts of its evidence orders when it was made (the review's orders)
+    action_orders: dict[str, str] = field(default_factory=dict)
+    appeals: dict[str, dict[str, str]] = field(default_factory=dict)  # seller -> action_id -> JSON of the appeal
     decisions: int = 0  # enforcement actions and notifications published
     record_name: str | None = None
     seller_id: str | None = None
@@ -223,9 +227,18 @@ class Pipeline:
             elif isinstance(effect, DecideAction):
                 r = effect.record
                 out.actions.setdefault(r["seller_id"], {})[r["action_id"]] = compact_json.dumps(r)
+                self._action_orders(r, out)
         return out
 
+    def _action_orders(self, r: Mapping[str, Any], out: Outcome) -> None:
+        """A new action's evidence orders with their facts, read while the tables hold them."""
+        if r["status"] in (ISSUED, PENDING_REVIEW) and r["evidence_order_ids"]:
+            facts = self.engine.facts_of(r["seller_id"], r["evidence_order_ids"])
+            out.action_orders[r["action_id"]] = compact_json.dumps(facts)
+
     def _effects(self, effects: list[Effect], out: Outcome) -> None:
+        messages = {e.key[len("message:"):]: e.value for e in effects
+                    if isinstance(e, SetFlag) and e.key.startswith("message:")}
         for effect in effects:
             if isinstance(effect, PublishMetrics):
                 value = self.codec.encode("SellerMetrics", effect.record, self._metrics_topic)
@@ -237,6 +250,10 @@ class Pipeline:
                 value = self.codec.encode("EnforcementAction", r, self.prefix + T.ENFORCEMENTS)
                 out.outputs.append(Outgoing(T.ENFORCEMENTS, r["seller_id"].encode(), value))
                 out.actions.setdefault(r["seller_id"], {})[r["action_id"]] = compact_json.dumps(r)
+                self._action_orders(r, out)
+                if r["status"] == APPEALED and r["action_id"] in messages:
+                    out.appeals.setdefault(r["seller_id"], {})[r["action_id"]] = compact_json.dumps(
+                        {"message": messages[r["action_id"]], "filed_at": r["decided_at"], "event_id": r["caused_by"]})
                 out.decisions += 1
                 ENFORCEMENTS.labels(r["action"], r["status"], r["metric"]).inc()
             elif isinstance(effect, Notify):

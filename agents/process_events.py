@@ -84,7 +84,7 @@ class EventProcessor:
         for out in outcome.outputs:
             self.publish(out)
         if outcome.actions:
-            self.view.stage_actions(outcome.actions)
+            self.view.stage_actions(outcome.actions, outcome.action_orders, outcome.appeals)
         if outcome.decisions:
             log.info("published again %d recent decisions after a rebalance", outcome.decisions)
 
@@ -99,7 +99,7 @@ class EventProcessor:
             if outcome.views:
                 self.view.stage(outcome.views)
             if outcome.actions:
-                self.view.stage_actions(outcome.actions)
+                self.view.stage_actions(outcome.actions, outcome.action_orders, outcome.appeals)
             if outcome.decisions:
                 # from the event's arrival at the broker to the publication of what it caused
                 latency = max(0.0, time.time() - record.timestamp / 1000)

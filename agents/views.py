@@ -13,6 +13,7 @@ from typing import Any, cast
 import redis.asyncio as aioredis
 
 from agents.runtime import LoopWatch
+from rules.history import review_kind
 from schemas import compact_json
 from schemas.codec import Codec
 from streams.faust_internals import membership_lost
@@ -48,6 +49,8 @@ for i = 1, #KEYS, 2 do
 end
 return #KEYS
 """
+TIMELINE_KEPT = 500  # a seller's latest action records, every status change
+ACTION_ORDERS_TTL_S = 400 * 86_400  # a case's orders stay readable long after its decision
 VIEWS_PER_CALL = 2_000  # a call's sellers: the server runs a script without interruption
 
 
@@ -79,6 +82,9 @@ class RedisView:
         # seller -> (record bytes, the detail as staged, or its view fields once read)
         self.pending: dict[str, tuple[bytes, Any]] = {}
         self.pending_actions: dict[str, dict[str, str]] = {}
+        self.pending_action_orders: dict[str, str] = {}  # action id -> its evidence orders' facts
+        self.pending_timeline: dict[str, list[str]] = {}  # seller -> every action record, in order
+        self.pending_appeals: dict[str, dict[str, str]] = {}  # seller -> action id -> the appeal (JSON)
         # seller -> day -> the detail of that day's latest figures: every day is written,
         # not only the day of a flush's latest record
         self.pending_days: dict[str, dict[str, Any]] = {}
@@ -107,9 +113,17 @@ class RedisView:
                 else:
                     mine[day] = detail
 
-    def stage_actions(self, actions: dict[str, dict[str, str]]) -> None:
+    def stage_actions(self, actions: dict[str, dict[str, str]], orders: dict[str, str] | None = None,
+                      appeals: dict[str, dict[str, str]] | None = None) -> None:
+        """Actions (latest record each), every record for the sellers' timelines, a new
+        action's orders' facts, and appeals' messages."""
         for seller_id, docs in actions.items():
             self.pending_actions.setdefault(seller_id, {}).update(docs)
+            self.pending_timeline.setdefault(seller_id, []).extend(docs.values())
+        if orders:
+            self.pending_action_orders.update(orders)
+        for seller_id, docs in (appeals or {}).items():
+            self.pending_appeals.setdefault(seller_id, {}).update(docs)
 
     async def _check_identity(self) -> None:
         """Once a second: a Redis whose run id changed restarted, empty (views keep
@@ -130,11 +144,15 @@ class RedisView:
         except Exception as exc:
             self._unavailable(exc)
             return
-        if not self.pending and not self.pending_actions:
+        if not self.pending and not self.pending_actions and not self.pending_action_orders \
+                and not self.pending_appeals:
             self.pending_days.clear()  # (days come only with a seller's record)
             return
         batch, self.pending = self.pending, {}
         actions, self.pending_actions = self.pending_actions, {}
+        action_orders, self.pending_action_orders = self.pending_action_orders, {}
+        timeline, self.pending_timeline = self.pending_timeline, {}
+        appeals, self.pending_appeals = self.pending_appeals, {}
         days, self.pending_days = self.pending_days, {}
         try:
             keys: list[str] = []
@@ -155,12 +173,8 @@ class RedisView:
                     keys, args = [], []
             if keys:
                 await self.write_views(keys=keys, args=args)
-            if actions:
-                async with self.client.pipeline(transaction=False) as pipe:
-                    for seller_id, docs in actions.items():
-                        # (redis' stubs take a Mapping of a wider key type, which a dict[str, str] is not)
-                        pipe.hset(self.actions_key(seller_id), mapping=cast(Any, docs))
-                    await pipe.execute()
+            if actions or action_orders or appeals:
+                await self._write_actions(actions, action_orders, timeline, appeals)
             self._warned = False
         except Exception as exc:  # Redis down: keep the newest views, try again next flush
             for seller_id, written in batch.items():
@@ -172,7 +186,39 @@ class RedisView:
             for seller_id, docs in actions.items():
                 for action_id, doc in docs.items():
                     self.pending_actions.setdefault(seller_id, {}).setdefault(action_id, doc)
+            for action_id, facts in action_orders.items():
+                self.pending_action_orders.setdefault(action_id, facts)
+            for seller_id, records in timeline.items():
+                self.pending_timeline[seller_id] = records + self.pending_timeline.get(seller_id, [])
+            for seller_id, appealed in appeals.items():
+                for action_id, doc in appealed.items():
+                    self.pending_appeals.setdefault(seller_id, {}).setdefault(action_id, doc)
             self._unavailable(exc)
+
+    async def _write_actions(self, actions: dict[str, dict[str, str]], action_orders: dict[str, str],
+                             timeline: dict[str, list[str]], appeals: dict[str, dict[str, str]]) -> None:
+        """Each seller's actions and timeline (every record, the last TIMELINE_KEPT); the
+        review queue (actions waiting for a human) and the index of action to seller,
+        shared by all workers; a new action's orders' facts; appeals' messages."""
+        keys = self.keys
+        async with self.client.pipeline(transaction=False) as pipe:
+            for seller_id, records in timeline.items():
+                pipe.rpush(keys.timeline(seller_id), *records)
+                pipe.ltrim(keys.timeline(seller_id), -TIMELINE_KEPT, -1)
+            for seller_id, docs in appeals.items():
+                pipe.hset(keys.appeals(seller_id), mapping=cast(Any, docs))
+            for seller_id, docs in actions.items():
+                # (redis' stubs take a Mapping of a wider key type, which a dict[str, str] is not)
+                pipe.hset(keys.actions(seller_id), mapping=cast(Any, docs))
+                pipe.hset(keys.action_sellers(), mapping=cast(Any, dict.fromkeys(docs, seller_id)))
+                for action_id, doc in docs.items():
+                    if review_kind(json.loads(doc)) is not None:
+                        pipe.hset(keys.review_queue(), action_id, doc)
+                    else:
+                        pipe.hdel(keys.review_queue(), action_id)
+            for action_id, facts in action_orders.items():
+                pipe.set(keys.action_orders(action_id), facts, ex=ACTION_ORDERS_TTL_S)
+            await pipe.execute()
 
     def _unavailable(self, exc: Exception) -> None:
         VIEW_WRITE_FAILURES.inc()
@@ -200,6 +246,9 @@ class RedisView:
                 if membership_lost(self.app.consumer):
                     self.pending.clear()
                     self.pending_actions.clear()
+                    self.pending_action_orders.clear()
+                    self.pending_timeline.clear()
+                    self.pending_appeals.clear()
                     self.pending_days.clear()
                     continue
             await self.flush()

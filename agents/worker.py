@@ -61,7 +61,7 @@ class Worker:
         """Stage every view of this worker's sellers again, from the tables (Redis restarted)."""
         outcome = self.pipeline.views_of(self.engine.current_state(self.processor.owned()))
         self.view.stage(outcome.views)
-        self.view.stage_actions(outcome.actions)
+        self.view.stage_actions(outcome.actions, outcome.action_orders, outcome.appeals)
 
 
 def build_worker(settings: Settings) -> Worker:

@@ -28,6 +28,16 @@ SELLER_APPEALABLE = frozenset({ISSUED, APPROVED})
 MAX_ACTIONS_KEPT = 100
 
 
+def review_kind(action: Mapping[str, Any]) -> str | None:
+    """The kind of human review an action waits for (the policy's `review.sla_hours` key):
+    SUSPENSION or BAN for a proposal, APPEAL for an appealed action; None when none."""
+    if action["status"] == PENDING_REVIEW:
+        return str(action["action"])
+    if action["status"] == APPEALED:
+        return "APPEAL"
+    return None
+
+
 
 @dataclass(frozen=True)
 class Snapshot:

@@ -38,7 +38,7 @@ INPUT_RECORDS = (
     "ReviewDecision",
     "AppealFiled",
 )
-OUTPUT_RECORDS = ("EnforcementAction", "Notification", "SellerMetrics")
+OUTPUT_RECORDS = ("EnforcementAction", "Notification", "SellerMetrics", "ReviewAudit")
 RECORD_NAMES = INPUT_RECORDS + OUTPUT_RECORDS
 
 Record = dict[str, Any]

@@ -28,10 +28,29 @@ EVENT_TO_DECISION = Histogram(
 RULE_EVALUATIONS = Counter(
     "warden_rule_evaluations_total", "Policy evaluations of a seller's changed figures.", registry=REGISTRY,
 )
-PENDING_REVIEWS = Gauge("warden_pending_reviews", "Actions waiting for a human review.", registry=REGISTRY)
+PENDING_REVIEWS = Gauge("warden_pending_reviews", "Actions waiting for a human review held by this worker, by "
+                        "kind (SUSPENSION, BAN, APPEAL).", ["kind"], registry=REGISTRY)
 OLDEST_PENDING_REVIEW = Gauge(
-    "warden_oldest_pending_review_seconds", "Age of the oldest action waiting for review.", registry=REGISTRY,
+    "warden_oldest_pending_review_seconds", "Age of the oldest action waiting for review here, by kind.", ["kind"],
+    registry=REGISTRY,
 )
+REVIEW_DECISIONS = Counter(
+    "warden_review_decisions_total", "Reviews decided, by kind and outcome (the status the action moved to).",
+    ["kind", "outcome"], registry=REGISTRY,
+)
+REVIEW_SECONDS = Histogram(
+    "warden_review_duration_seconds", "From a proposal or an appeal to its decision (event time), by kind.",
+    ["kind"], buckets=(60, 300, 900, 1800, 3600, 4 * 3600, 8 * 3600, 24 * 3600, 48 * 3600, 72 * 3600, 7 * 86400),
+    registry=REGISTRY,
+)
+REVIEW_SLA_BREACHES = Counter(
+    "warden_review_sla_breaches_total", "Reviews decided after their kind's SLA (policy review.sla_hours).",
+    ["kind"], registry=REGISTRY,
+)
+REVIEW_KINDS = ("SUSPENSION", "BAN", "APPEAL")
+for _kind in REVIEW_KINDS:  # every kind exported from the start, zero until a case comes
+    PENDING_REVIEWS.labels(_kind).set(0)
+    OLDEST_PENDING_REVIEW.labels(_kind).set(0)
 SELLER_METRICS_PUBLISHED = Counter(
     "warden_seller_metrics_published_total", "SellerMetrics records published (figures changed).",
     registry=REGISTRY,

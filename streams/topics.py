@@ -18,11 +18,14 @@ ENFORCEMENTS = "trust-safety.enforcements"
 NOTIFICATIONS = "trust-safety.notifications"
 SELLER_METRICS = "trust-safety.seller-metrics"
 DEAD_LETTER = "trust-safety.dead-letter"
+# The review console's audit log (written by the web service, not by the workers)
+REVIEW_AUDIT = "trust-safety.review-audit"
 OUTPUT_TOPICS: dict[str, str | None] = {
     ENFORCEMENTS: "EnforcementAction",
     NOTIFICATIONS: "Notification",
     SELLER_METRICS: "SellerMetrics",
     DEAD_LETTER: None,
+    REVIEW_AUDIT: "ReviewAudit",
 }
 COMPACTED = frozenset({SELLER_METRICS})
 

@@ -22,6 +22,42 @@ class ViewKeys:
         """Hash: action id -> the action's latest EnforcementAction record as JSON."""
         return f"{self.prefix}:seller:{seller_id}:actions"
 
+    def timeline(self, seller_id: str) -> str:
+        """List: every action record published for the seller, oldest first (the last 500)."""
+        return f"{self.prefix}:seller:{seller_id}:timeline"
+
+    def appeals(self, seller_id: str) -> str:
+        """Hash: action id -> the seller's appeal of it (JSON: message, filed_at, event_id)."""
+        return f"{self.prefix}:seller:{seller_id}:appeals"
+
     def appeal_filed(self, appeal_id: str) -> str:
         """A marker the web service sets when it files an appeal (a second one is refused)."""
         return f"{self.prefix}:appeal:{appeal_id}"
+
+    def review_queue(self) -> str:
+        """Hash: action id -> the action's record, for every action waiting for a human."""
+        return f"{self.prefix}:review:queue"
+
+    def action_sellers(self) -> str:
+        """Hash: action id -> its seller (a case's page finds the seller's view by it)."""
+        return f"{self.prefix}:action-sellers"
+
+    def action_orders(self, action_id: str) -> str:
+        """String: JSON of the facts of an action's evidence orders when it was made."""
+        return f"{self.prefix}:action:{action_id}:orders"
+
+    def claim(self, action_id: str) -> str:
+        """String: who holds a case (JSON), expiring after the policy's claim_minutes."""
+        return f"{self.prefix}:review:claim:{action_id}"
+
+    def decision_sent(self, action_id: str) -> str:
+        """Hash: the status a decision was sent for -> who sent which decision (JSON)."""
+        return f"{self.prefix}:review:decision:{action_id}"
+
+    def decision_events(self) -> str:
+        """Hash: ReviewDecision event id -> the reviewer who sent it from the console."""
+        return f"{self.prefix}:review:decision-events"
+
+    def audit(self, action_id: str | None = None) -> str:
+        """List: the review audit entries of one case, or of all cases (newest first)."""
+        return f"{self.prefix}:review:audit" + (f":{action_id}" if action_id else "")

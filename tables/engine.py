@@ -17,14 +17,14 @@ when a defect appears or disappears, one distinct-buyer counter and one evidence
 
 from __future__ import annotations
 
-from collections.abc import Callable, MutableMapping
+from collections.abc import Callable, Iterable, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from rules.calendar import ShipByCalendar
 from rules.effects import DecideAction, Effect, PublishMetrics
 from rules.enforcement import evaluate, may_act, next_check
-from rules.history import AWAITING_REVIEW, History, Snapshot
+from rules.history import History, Snapshot, review_kind
 from rules.policy import Policy
 from rules.standing import seller_metrics_record
 from schemas.validation import EVENT_TIME
@@ -35,10 +35,10 @@ from tables.deadlines import ORDER as _ORDER
 from tables.deadlines import SELLER as _SELLER
 from tables.deadlines import Deadlines
 from tables.figures import RETENTION_SLACK_MS, Figures
-from tables.keys import seller_of, split_order_key
+from tables.keys import order_key, seller_of, split_order_key
 from tables.months import MonthCalendar
 from tables.orders import OrderState
-from tables.readback import Evidence, Readback, SellerDetail
+from tables.readback import Evidence, Readback, SellerDetail, order_facts
 from tables.sellers import SellerState
 
 
@@ -96,7 +96,11 @@ class Engine(EventHandlers, Figures, Readback):
         self._out: list[Effect] = []
         self._due_checks: set[str] = set()
         # actions waiting for a human on this worker's partitions: action_id -> (seller, since)
-        self.pending: dict[str, tuple[str, int]] = {}
+        # action id -> (seller, waiting since (event time), review kind): the review backlog
+        self.pending: dict[str, tuple[str, int, str]] = {}
+        # reviews decided since the driver last drained them: (kind, decision status,
+        # event-time ms from proposal or appeal to decision), for the backlog figures
+        self.reviews_decided: list[tuple[str, str, int]] = []
         self.evaluations = 0  # rule evaluations so far (a counter for the driver to export)
 
     # --- the clock (tables.clocks.PartitionClocks) ------------------------------------------
@@ -153,9 +157,19 @@ class Engine(EventHandlers, Figures, Readback):
                 self._schedule(self.partition_of(seller_id), h.due, _ENFORCE, seller_id)
                 count += 1
             for action_id, a in h.actions.items():
-                if a["status"] in AWAITING_REVIEW:
-                    self.pending[action_id] = (seller_id, a["decided_at"])
+                kind = review_kind(a)
+                if kind is not None:
+                    self.pending[action_id] = (seller_id, a["decided_at"], kind)
         return count
+
+    def facts_of(self, seller_id: str, order_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """The facts of a seller's orders still held (tables.readback.order_facts), by id."""
+        out = {}
+        for order_id in order_ids:
+            o = self.stores.orders.get(order_key(seller_id, order_id))
+            if o is not None:
+                out[order_id] = order_facts(o)
+        return out
 
     def pending_timers(self, partition: int | None = None) -> int:
         return self.deadlines.count(partition)
@@ -258,10 +272,14 @@ class Engine(EventHandlers, Figures, Readback):
                         history.actions[e.record["action_id"]]["_"]["wall"] = wall
             for e in decided:
                 if isinstance(e, DecideAction):
-                    if e.record["status"] in AWAITING_REVIEW:
-                        self.pending[e.record["action_id"]] = (seller_id, e.record["decided_at"])
-                    else:
-                        self.pending.pop(e.record["action_id"], None)
+                    r = e.record
+                    kind = review_kind(r)
+                    if kind is not None:
+                        self.pending[r["action_id"]] = (seller_id, r["decided_at"], kind)
+                        continue
+                    waited = self.pending.pop(r["action_id"], None)
+                    if waited is not None and changed and len(self.reviews_decided) < 10_000:
+                        self.reviews_decided.append((waited[2], r["status"], r["decided_at"] - waited[1]))
         due = next_check(history, self.policy)
         if due is not None and due <= now:
             due = None  # evaluated at or after it: nothing left to wait for

@@ -78,6 +78,7 @@ def order_facts(o: OrderState) -> dict[str, Any]:
     """One order's facts as a seller or reviewer reads them (times in ms, UTC)."""
     return {
         "show_id": o.show_id,
+        "buyer_id": o.buyer_id,
         "placed_at": o.placed_at,
         "ship_by": o.ship_by,
         "first_scan_at": o.possession_at,

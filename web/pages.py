@@ -17,7 +17,7 @@ from rules.history import BAN, HIDDEN_FROM_SELLER, SELLER_APPEALABLE, SUSPENSION
 from rules.metrics import DESCRIPTIONS, FLAWED_REASONS, METRICS
 from rules.notifications import IMPROVE
 from rules.policy import Policy
-from streams.auth import AuthError, Identity, require_reviewer, require_seller
+from streams.auth import AuthError, Identity, require_seller
 from web.charts import DayRate, daily_rate_svg, monthly_bars_svg
 from web.commands import CommandPublisher
 from web.reads import SellerView, Unavailable, ViewReader
@@ -306,26 +306,6 @@ class SellerPages:
             raise api_error(status, problem)
         assert action is not None
         return web.json_response({"appeal_id": appeal_id_of(action), "action_id": action_id}, status=202)
-
-    async def api_review_decision(self, request: web.Request) -> web.Response:
-        """Only reviewers decide (the review console builds on this); a seller is refused."""
-        identity = self.api_identity(request)
-        try:
-            require_reviewer(identity)
-        except AuthError as exc:
-            raise api_error(403, str(exc)) from None
-        raise api_error(404, f"no pending case {request.match_info['action_id']!r}")
-
-    async def review_decision_form(self, request: web.Request) -> web.Response:
-        identity = self.page_identity(request)
-        form = await request.post()
-        try:
-            check_csrf(request, self.secret, _text(form.get(CSRF_FIELD)))
-            require_reviewer(identity)
-        except AuthError as exc:
-            raise self.error_page(request, 403, "Not allowed", str(exc), identity) from None
-        raise self.error_page(request, 404, "No such case",
-                              f"There is no pending case {request.match_info['action_id']!r}.", identity)
 
     # --- helpers ---------------------------------------------------------------------
 

@@ -18,6 +18,8 @@ from streams.settings import Settings
 from web.commands import CommandPublisher
 from web.pages import SellerPages
 from web.reads import Unavailable, ViewReader
+from web.review import ReviewPages
+from web.review_store import ReviewStore
 from web.signin import COOKIE, CSRF_FIELD, check_csrf, identify, safe_next
 
 log = logging.getLogger("warden.web")
@@ -139,12 +141,11 @@ def build_web(settings: Settings, policy: Policy | None = None, reader: ViewRead
     r.add_get("/sellers/{seller_id}", pages.seller_page)
     r.add_get("/sellers/{seller_id}/metrics/{metric}", pages.metric_page)
     r.add_post("/sellers/{seller_id}/appeals", pages.file_appeal)
-    r.add_post("/review/{action_id}/decision", pages.review_decision_form)
     r.add_get("/api/sellers/{seller_id}/metrics", pages.api_metrics)
     r.add_get("/api/sellers/{seller_id}/actions", pages.api_actions)
     r.add_get("/api/sellers/{seller_id}/orders", pages.api_orders)
     r.add_post("/api/sellers/{seller_id}/appeals", pages.api_appeal)
-    r.add_post("/api/review/{action_id}/decision", pages.api_review_decision)
+    ReviewPages(pages, ReviewStore(reader), publisher).routes(app)
     r.add_static("/static", HERE / "static", append_version=True)
     r.add_route("*", "/{tail:.*}", not_found)
     app.on_cleanup.append(closing)

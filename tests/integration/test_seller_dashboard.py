@@ -116,8 +116,19 @@ def bearer(role: str, seller_id: str | None = None, ttl_s: float = 600) -> dict[
 @pytest.fixture(scope="module")
 def stack(broker: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     tmp = tmp_path_factory.mktemp("dashboard")
-    worker = Worker(broker, tmp).start()
-    web = WebService(worker, tmp).start()
+    worker = Worker(broker, tmp)
+    web = WebService(worker, tmp)
+    try:
+        worker.start()
+        web.start()
+        yield from _fill(worker, web, broker)
+    finally:
+        web.stop()
+        worker.stop()
+
+
+def _fill(worker: Worker, web: WebService, broker: str) -> Iterator[dict[str, Any]]:
+    """Publish both sellers' histories; wait until the view holds the core's final figures."""
     events = history(SELLER) + history(OTHER, days=40)
     p = producer(broker)
     for _, name, record in sorted(events, key=lambda e: e[0]):
@@ -132,11 +143,7 @@ def stack(broker: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dic
             break
         assert time.monotonic() < deadline, f"the view never caught up: {status} {body} vs {record}"
         time.sleep(0.5)
-    try:
-        yield {"worker": worker, "web": web, "broker": broker, "record": record, "detail": detail, "days": days}
-    finally:
-        web.stop()
-        worker.stop()
+    yield {"worker": worker, "web": web, "broker": broker, "record": record, "detail": detail, "days": days}
 
 
 @pytest.fixture(scope="module")

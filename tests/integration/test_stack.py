@@ -17,13 +17,14 @@ from tests.conftest import ROOT, run_cli
 pytestmark = pytest.mark.integration
 
 
-def test_up_detach_is_ready_and_down_leaves_nothing(tmp_path: Path) -> None:
+def test_up_detach_is_ready_and_down_leaves_nothing(tmp_path: Path, request: pytest.FixtureRequest) -> None:
     port, ui_port = free_port(), free_port()
     env = {"WARDEN_WEB_PORT": str(port), "WARDEN_UI_PORT": str(ui_port),
            "WARDEN_POLICY": str(ROOT / "rules/policy.yaml"), "WARDEN_DATA_DIR": str(tmp_path / "data"),
            "WARDEN_AUTH_SECRET": ""}  # `up` makes its own
     started = time.monotonic()
     up = run_cli("up", "--detach", env=env, cwd=tmp_path)
+    request.addfinalizer(lambda: run_cli("down", env=env, cwd=tmp_path))  # nothing left behind, whatever fails
     elapsed = time.monotonic() - started
     assert up.returncode == 0, up.stderr + up.stdout
     assert "ready in" in up.stdout

@@ -35,6 +35,8 @@ SAMPLES: dict[str, dict[str, Any]] = {
                               reason="Late.", decided_at=T, caused_by="e"),
     "Notification": dict(notification_id="n", seller_id="s", action_id=None, channels=["EMAIL", "PUSH"],
                          template="t", subject="s", body="b", created_at=T),
+    "ReviewAudit": dict(event_id="e", action_id="a", seller_id="s", actor="rv", actor_role="reviewer",
+                        step="DECIDE", detail="APPROVE: checked", at=T),
 }
 fig = dict(numerator=1, denominator=2, rate=0.5, standing="BELOW", threshold_below=0.1, threshold_exceeds=0.0)
 SAMPLES["SellerMetrics"] = dict(
