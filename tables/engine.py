@@ -219,8 +219,7 @@ class Engine(EventHandlers, Figures, Readback):
             s = self._seller(seller_id)
             figures = s.snapshot(months)
             signature: list[Any] = [list(s.counts), list(figures.flawed_by_reason),
-                                    [c for _, c in figures.flawed_monthly],
-                                    [list(r) for r in figures.flawed_monthly_by_reason], list(months),
+                                    dict(s.monthly), list(months),
                                     self.policy.version]
             changed = signature != s.published and now > 0  # now == 0: no clock yet (held)
             if changed:

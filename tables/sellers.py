@@ -26,6 +26,9 @@ MONTHS_KEPT = 3
 MONTH_SEP = "/"  # a monthly key: "YYYY-MM/<reason index>" (a bare "YYYY-MM": state kept before reasons were)
 
 
+NO_REASONS = (0,) * len(FLAWED_REASONS)
+
+
 def month_reason(month: str, reason_index: int) -> str:
     """The key a flawed order counts under: its month and its refund reason."""
     return f"{month}{MONTH_SEP}{reason_index}"
@@ -79,6 +82,10 @@ class SellerState:
             del self.monthly[stale]
 
     def snapshot(self, months: tuple[str, ...]) -> SellerFigures:
+        if not self.monthly:  # most sellers: no flawed item in the months shown
+            return SellerFigures(tuple(self.counts[0::2]), tuple(self.counts[1::2]), tuple(self.defect_buyers),
+                                 tuple(self.by_reason), tuple((m, 0) for m in months),
+                                 (NO_REASONS,) * len(months))
         totals = dict.fromkeys(months, 0)
         by_reason = {m: [0] * len(FLAWED_REASONS) for m in months}
         for key, count in self.monthly.items():
