@@ -88,18 +88,25 @@ def console(broker: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[d
         worker.start()
         web.start()
         p = producer(broker)
+        enforcements = worker.topic("trust-safety.enforcements")
+
+        def kinds(rs: list[dict[str, Any]], action: str) -> set[str]:
+            return {r["seller_id"] for r in rs if r["action"] == action}
+
         for seller, start in ((ELDER, T0), (YOUNGER, T0 + DAY)):
             for topic, value in late_shipper(seller, start):
                 p.produce(worker.topic(topic), key=seller.encode(), value=value)
+        p.flush(30)
+        decoded(broker, enforcements, lambda rs: kinds(rs, "WARNING") == {ELDER, YOUNGER})
         # the warnings came at ship_by + 2 h; 14 days on, still BELOW: the elder's suspension,
-        # and a day later the younger's
-        for n, at in enumerate((T0 + 2 * DAY + 2 * HOUR + 14 * DAY + 60_000,
-                                T0 + 3 * DAY + 2 * HOUR + 14 * DAY + 60_000)):
+        # and a day later the younger's (each step once the one before is out: the stream's
+        # clock moves only forward)
+        for n, (at, seller) in enumerate(((T0 + 2 * DAY + 2 * HOUR + 14 * DAY + 60_000, ELDER),
+                                          (T0 + 3 * DAY + 2 * HOUR + 14 * DAY + 60_000, YOUNGER))):
             topic, value = clock_order(at, n)
             p.produce(worker.topic(topic), key=CLOCK.encode(), value=value)
-        p.flush(30)
-        actions = decoded(broker, worker.topic("trust-safety.enforcements"),
-                          lambda rs: sum(r["action"] == "SUSPENSION" for r in rs) >= 2)
+            p.flush(30)
+            actions = decoded(broker, enforcements, lambda rs, who=seller: who in kinds(rs, "SUSPENSION"))
         suspensions = {r["seller_id"]: r for r in actions if r["action"] == "SUSPENSION"}
         yield {"worker": worker, "web": web, "broker": broker, "suspensions": suspensions}
     finally:
@@ -279,6 +286,11 @@ def test_rights_on_the_review_console(console, browser) -> None:
     lead.locator("#to").fill("reviewer-5")
     lead.locator("form.reassign button").click()
     assert "reviewer-5" in lead.locator("dd.holder").inner_text()
+    lead.set_viewport_size({"width": 375, "height": 800})  # the console on a phone: no sideways scroll
+    for path in ("/review", f"/review/{younger}", "/review/audit"):
+        lead.goto(web.url + path)
+        assert lead.evaluate("document.documentElement.scrollWidth") <= 375, path
+    shot(lead, "review-case-375")
 
 
 def _seller_bearer(seller_id: str) -> dict[str, str]:
