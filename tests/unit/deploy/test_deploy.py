@@ -40,8 +40,24 @@ def test_worker_environment_is_valid_and_consistent() -> None:
 
 def test_dockerfile_and_scrape_config() -> None:
     dockerfile = (ROOT / "deploy/Dockerfile").read_text()
-    for package in ("streams", "schemas", "agents", "tables", "rules"):
-        assert f"COPY {package} {package}" in dockerfile
+    import tomllib
+
+    packages = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]
+    for package in {p.split(".")[0] for p in packages}:  # `pip install .` needs every package
+        assert f"COPY {package} {package}" in dockerfile, package
     scrape = yaml.safe_load((ROOT / "deploy/prometheus.yml").read_text())
     port = compose()["services"]["warden"]["environment"]["WARDEN_WEB_PORT"]
     assert scrape["scrape_configs"][0]["static_configs"][0]["targets"] == [f"warden:{port}"]
+
+
+def test_the_web_service_shares_the_workers_broker_redis_and_secret() -> None:
+    services = compose()["services"]
+    worker = {k: str(v) for k, v in services["warden"]["environment"].items()}
+    web = {k: str(v) for k, v in services["web"]["environment"].items()}
+    assert set(web) <= set(ENVIRONMENT), set(web) - set(ENVIRONMENT)
+    assert services["web"]["command"] == ["warden", "web"]
+    for name in ("KAFKA_BOOTSTRAP_SERVERS", "REDIS_URL", "WARDEN_POLICY", "WARDEN_AUTH_SECRET"):
+        assert web[name] == worker[name], name
+    assert worker["WARDEN_AUTH_SECRET"].startswith("${WARDEN_AUTH_SECRET:?")  # from the environment, required
+    settings = load_settings(web)
+    assert settings.ui_host == "0.0.0.0" and f"{settings.ui_port}:{settings.ui_port}" in services["web"]["ports"]
