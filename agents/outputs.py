@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from agents.pipeline import Outgoing
+from streams.observability import OUTPUT_DELIVERY_FAILURES
 
 log = logging.getLogger("warden")
 
@@ -59,6 +60,8 @@ class OutputProducer:
         self._topics: dict[str, str] = {}  # contract name -> the prefixed topic
 
     def _delivered(self, err: Any, msg: Any) -> None:
+        if err is not None:
+            OUTPUT_DELIVERY_FAILURES.labels(self.name).inc()
         if err is not None and self.failure is None:
             self.failure = f"{msg.topic()}[{msg.partition()}]: {err}"
             if self.on_failure is not None:

@@ -16,7 +16,7 @@ from agents.pipeline import Outgoing, Pipeline
 from agents.runtime import Checkpoint, InputReading
 from agents.views import RedisView
 from streams.faust_internals import Acks, Batch
-from streams.observability import EVENT_TO_DECISION, INPUT_POSITION, PENDING_DEADLINES
+from streams.observability import EVENT_TO_DECISION, INPUT_POSITION, PENDING_DEADLINES, REBALANCES
 from streams.table_setup import bind_fast
 from streams.table_stores import Changelogs
 from tables.engine import Engine
@@ -47,6 +47,7 @@ class EventProcessor:
             pipeline.guarded, reading.has_unread, max_idle_s=max_idle_s,
             fetched=reading.fetched, stalled=reading.stalled)
         self.generation = -1  # the rebalance generation the tables were last rebuilt for
+        self.positions: dict[TP, int] = {}  # input partition -> the offset after the last record handled
         self._acks: Acks | None = None
 
     def acks(self) -> Acks:
@@ -69,6 +70,8 @@ class EventProcessor:
         self.pipeline.forget()
         self.reading.log_ends.clear()
         INPUT_POSITION.clear()
+        self.positions.clear()
+        REBALANCES.inc()
         owned = self.owned()
         started = time.perf_counter()
         bind_fast(self.engine.stores, self.changelogs, owned)
@@ -138,8 +141,10 @@ class EventProcessor:
             ack(tp, r.offset)
             handled[tp] = r.offset
         self.pipeline.export_counts()
+        positions = self.positions
         for tp, offset in handled.items():
             INPUT_POSITION.labels(tp.topic, str(tp.partition)).set(offset + 1)
+            positions[tp] = offset + 1
 
     async def process_events(self, stream: Any) -> None:
         """The input topics' agent: it subscribes them, and Faust assigns their partitions and

@@ -22,6 +22,7 @@ from streams.faust_internals import (
     membership_lost,
     recover_from_the_start,
 )
+from streams.observability import EVENT_LOOP_LAG
 from streams.table_stores import Changelogs
 
 log = logging.getLogger("warden")
@@ -185,6 +186,10 @@ class LoopWatch:
         self.paused_at: float | None = None
         self.running = False
 
+    def responsive(self, within_s: float = 10.0) -> bool:
+        """The loop ran this watch's step within `within_s` (or the watch has not started)."""
+        return not self.running or time.monotonic() - self.last < within_s
+
     def paused_recently(self, within_s: float = 10.0) -> bool:
         """A pause seen in the last `within_s`, or one this watch has not woken up from yet."""
         now = time.monotonic()
@@ -198,6 +203,7 @@ class LoopWatch:
         while True:
             await asyncio.sleep(self.step_s)
             now = time.monotonic()
+            EVENT_LOOP_LAG.observe(max(0.0, now - self.last - self.step_s))
             if now - self.last > self.session_timeout_s:
                 self.paused_at = now
                 log.warning("this process did not run for %.1f s, longer than its %.0f s group session",

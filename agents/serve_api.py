@@ -11,6 +11,7 @@ from typing import Any
 from faust.web import Request, Response, View
 
 from agents.outputs import BrokerProbe
+from agents.runtime import LoopWatch
 from agents.views import RedisView
 from rules.history import HIDDEN_FROM_SELLER
 from streams.auth import AuthError, Identity, bearer, require_seller, verify
@@ -33,7 +34,8 @@ def waiting_for(app: Any, broker: BrokerProbe) -> list[str]:
     return [name for name, ok in checks if not ok]
 
 
-def register_pages(app: Any, view: RedisView, broker: BrokerProbe, secret: str) -> None:
+def register_pages(app: Any, view: RedisView, broker: BrokerProbe, secret: str,
+                   loop_watch: LoopWatch | None = None) -> None:
     """The worker's pages on its Faust web server."""
 
     def caller(page: View, request: Request, seller_id: str) -> Identity | Response:
@@ -53,6 +55,27 @@ def register_pages(app: Any, view: RedisView, broker: BrokerProbe, secret: str) 
             if waiting:
                 return self.json({"status": "starting", "waiting_for": waiting}, status=503)
             return self.json({"status": "ok"})
+
+    @app.page("/readyz")
+    class Ready(View):
+        """Ready for traffic: assigned, tables restored, not rebalancing, brokers answering
+        (503 with what it waits for otherwise). For a load balancer or Kubernetes' readiness."""
+
+        async def get(self, request: Request) -> Response:
+            waiting = waiting_for(app, broker)
+            if waiting:
+                return self.json({"status": "not ready", "waiting_for": waiting}, status=503)
+            return self.json({"status": "ready"})
+
+    @app.page("/livez")
+    class Live(View):
+        """Alive: the event loop runs (this answer is made on it) and its watch saw it run in
+        the last 10 s. A rebalance or a restore does not make a worker dead."""
+
+        async def get(self, request: Request) -> Response:
+            if loop_watch is not None and not loop_watch.responsive():
+                return self.json({"status": "stalled"}, status=503)
+            return self.json({"status": "alive"})
 
     @app.page("/metrics")
     class Metrics(View):

@@ -15,6 +15,7 @@ from typing import Any
 from agents.outputs import BrokerProbe, OutputProducer
 from agents.pipeline import Pipeline
 from agents.process_events import EventProcessor
+from agents.report_health import report_health
 from agents.runtime import (
     Checkpoint,
     InputReading,
@@ -105,6 +106,9 @@ def build_worker(settings: Settings) -> Worker:
     return worker
 
 
+HEALTH_INTERVAL_S = 2.0  # lag, restore progress, ready and live: refreshed this often
+
+
 def _register(worker: Worker) -> None:
     """The worker's agent, timer, background tasks and pages, on its app."""
     app, settings, processor = worker.app, worker.settings, worker.processor
@@ -121,6 +125,12 @@ def _register(worker: Worker) -> None:
         await sweep_deadlines(app, ticks, tick_topic, worker.engine)
 
     app.timer(interval=settings.tick_interval_s, name="agents.sweep_deadlines.sweep_deadlines")(tick)
+    inputs = frozenset(t for t in worker.topics.inputs.topics if t != tick_topic)  # lag of the inputs
+
+    async def health() -> None:
+        report_health(app, processor, worker.broker, worker.loop_watch, inputs)
+
+    app.timer(interval=HEALTH_INTERVAL_S, name="agents.report_health.report_health")(health)
 
     async def declare_output_topics() -> None:
         """Create the output topics up front, with the configured partitions and compaction."""
@@ -129,7 +139,7 @@ def _register(worker: Worker) -> None:
 
     for task in (declare_output_topics, worker.view.run, worker.broker.run, worker.loop_watch.run):
         app.task(_no_args(task))
-    register_pages(app, worker.view, worker.broker, check_secret(settings.auth_secret))
+    register_pages(app, worker.view, worker.broker, check_secret(settings.auth_secret), worker.loop_watch)
 
 
 def _no_args(fn: Any) -> Any:

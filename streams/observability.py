@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    GCCollector,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+    generate_latest,
+)
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
@@ -68,6 +77,37 @@ VIEW_WRITE_FAILURES = Counter(
     "warden_view_write_failures_total", "Flushes of the Redis views that failed (retried, then caught up).",
     registry=REGISTRY,
 )
+
+OUTPUT_DELIVERY_FAILURES = Counter(
+    "warden_output_delivery_failures_total", "Records the broker did not take within the delivery timeout, by "
+    "producer (outputs, changelogs); the worker stops at the first, and is replaced.", ["producer"],
+    registry=REGISTRY,
+)
+CONSUMER_LAG = Gauge(
+    "warden_consumer_lag", "Records on an input partition not yet handled: log end minus the position handled.",
+    ["topic", "partition"], registry=REGISTRY,
+)
+CONSUMER_COMMITTED_LAG = Gauge(
+    "warden_consumer_committed_lag", "Log end minus the committed offset of an input partition: what a "
+    "replacement would read again.", ["topic", "partition"], registry=REGISTRY,
+)
+TABLE_RESTORE_REMAINING = Gauge(
+    "warden_table_restore_remaining", "Changelog records still to read before this worker's tables are restored.",
+    registry=REGISTRY,
+)
+READY = Gauge("warden_ready", "1 when the worker is ready: assigned, restored, not rebalancing, brokers answering.",
+              registry=REGISTRY)
+LIVE = Gauge("warden_live", "1 while the worker's event loop runs its timers.", registry=REGISTRY)
+REBALANCES = Counter("warden_rebalances_total", "Partition assignments this worker took (one per generation).",
+                     registry=REGISTRY)
+EVENT_LOOP_LAG = Histogram(
+    "warden_event_loop_lag_seconds", "How late the event loop woke a 200 ms sleep: time it was blocked.",
+    buckets=(0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10), registry=REGISTRY,
+)
+# the process's CPU, memory and file descriptors, Python's version and collector, on Warden's registry
+ProcessCollector(registry=REGISTRY)
+PlatformCollector(registry=REGISTRY)
+GCCollector(registry=REGISTRY)
 
 
 def exposition() -> bytes:
