@@ -58,7 +58,7 @@ def app_options(settings: Settings) -> dict[str, Any]:
 def build_app(settings: Settings) -> WardenApp:
     """The worker's Faust app (no connection is made until it starts)."""
     use_fetch_max_wait(settings.fetch_max_wait_ms)
-    return WardenApp(f"{settings.topic_prefix}{settings.app_id}", **app_options(settings))
+    return WardenApp(settings.consumer_group, **app_options(settings))
 
 
 @dataclass(frozen=True)

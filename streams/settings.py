@@ -177,6 +177,11 @@ class Settings:
         return f"http://127.0.0.1:{self.web_port}"
 
     @property
+    def consumer_group(self) -> str:
+        """The workers' Faust app id, which is their consumer group's id."""
+        return f"{self.topic_prefix}{self.app_id}"
+
+    @property
     def ui_url(self) -> str:
         host = "127.0.0.1" if self.ui_host in ("0.0.0.0", "::") else self.ui_host
         return f"http://{host}:{self.ui_port}"

@@ -3,6 +3,7 @@ and its run loop."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from pathlib import Path
@@ -10,12 +11,15 @@ from typing import Any
 
 import jinja2
 from aiohttp import web
+from prometheus_client import CollectorRegistry, ProcessCollector, generate_latest
 
 from rules.policy import Policy, load_policy
 from schemas.codec import Codec
+from streams import topics as T
 from streams.auth import AuthError, Identity, check_secret, verify
 from streams.settings import Settings
 from web.commands import CommandPublisher
+from web.group_lag import GroupLag
 from web.pages import SellerPages
 from web.reads import Unavailable, ViewReader
 from web.review import ReviewPages
@@ -24,6 +28,7 @@ from web.signin import COOKIE, CSRF_FIELD, check_csrf, identify, safe_next
 
 log = logging.getLogger("warden.web")
 HERE = Path(__file__).resolve().parent
+LAG_TASK: web.AppKey[asyncio.Task[None]] = web.AppKey("group_lag", asyncio.Task)
 SECURITY_HEADERS = {
     # no script at all, styles and images from this site only, never framed
     "Content-Security-Policy": "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
@@ -126,7 +131,21 @@ def build_web(settings: Settings, policy: Policy | None = None, reader: ViewRead
     async def not_found(request: web.Request) -> web.Response:
         return _page_or_json(request, pages, 404, "Not found", f"There is no page at {request.path}.")
 
+    registry = CollectorRegistry(auto_describe=True)
+    ProcessCollector(registry=registry)
+    group_lag = GroupLag(settings.kafka_bootstrap_servers, settings.consumer_group,
+                         [settings.topic(name) for name in T.INPUT_TOPICS], registry)
+
+    async def metrics(request: web.Request) -> web.Response:
+        return web.Response(body=generate_latest(registry), content_type="text/plain", charset="utf-8",
+                            headers={"X-Content-Type-Options": "nosniff"})
+
+    async def starting(app: web.Application) -> None:
+        app[LAG_TASK] = asyncio.get_running_loop().create_task(group_lag.run())
+
     async def closing(app: web.Application) -> None:
+        app[LAG_TASK].cancel()
+        group_lag.close()
         await reader.close()
         publisher.close()
 
@@ -137,6 +156,7 @@ def build_web(settings: Settings, policy: Policy | None = None, reader: ViewRead
     r.add_get("/login", login)
     r.add_post("/logout", logout)
     r.add_get("/healthz", healthz)
+    r.add_get("/metrics", metrics)
     r.add_get("/sellers", find_seller)
     r.add_get("/sellers/{seller_id}", pages.seller_page)
     r.add_get("/sellers/{seller_id}/metrics/{metric}", pages.metric_page)
@@ -148,6 +168,7 @@ def build_web(settings: Settings, policy: Policy | None = None, reader: ViewRead
     ReviewPages(pages, ReviewStore(reader), publisher).routes(app)
     r.add_static("/static", HERE / "static", append_version=True)
     r.add_route("*", "/{tail:.*}", not_found)
+    app.on_startup.append(starting)
     app.on_cleanup.append(closing)
     return app
 
