@@ -83,6 +83,25 @@ def cmd_web(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- topics ------------------------------------------------------------------------------
+
+def cmd_topics(args: argparse.Namespace) -> int:
+    """Create every topic with its partitions, retention and compaction (a topic-init job)."""
+    from streams.admin import TopicLayoutError, create_topics
+
+    settings = load()
+    if not broker_reachable(settings.kafka_bootstrap_servers):
+        raise UserError(f"no Kafka broker answers at KAFKA_BOOTSTRAP_SERVERS={settings.kafka_bootstrap_servers}")
+    try:
+        created, present = create_topics(settings, replication=args.replication)
+    except TopicLayoutError as exc:
+        raise UserError(str(exc)) from None
+    for name in created:
+        print(f"created  {name}")
+    print(f"{len(created)} topics created, {len(present)} already there ({settings.partitions} partitions each)")
+    return 0
+
+
 # --- simulate -----------------------------------------------------------------------------
 
 def cmd_simulate(args: argparse.Namespace) -> int:
@@ -143,6 +162,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--detach", action="store_true", help="return once the worker is ready")
     p.add_argument("--broker-port", type=int, default=0, help="Tansu's port (default: a free one)")
     p.set_defaults(func=cmd_up)
+
+    p = sub.add_parser("topics", help="create every topic with its partitions, retention and compaction")
+    p.add_argument("--replication", type=int, default=-1, help="replication factor (default: the broker's)")
+    p.set_defaults(func=cmd_topics)
 
     p = sub.add_parser("web", help="the web service: seller dashboard and sign-in (WARDEN_UI_PORT)")
     p.set_defaults(func=cmd_web)

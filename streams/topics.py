@@ -40,3 +40,18 @@ H_TOPIC = "warden.source.topic"
 H_PARTITION = "warden.source.partition"
 H_OFFSET = "warden.source.offset"
 
+
+# The tables' names: each has a compacted changelog topic `<group>-<table>-changelog`
+# (streams.table_setup declares them in this order).
+TABLES = ("orders", "sellers", "defect-buyers", "evidence", "clocks", "enforcement")
+
+DAY_S = 86_400
+# Retention of each kind of topic (ms), for `warden topics` and the deployments. Inputs are
+# kept well past the 30-day window, so a replay or a new worker can rebuild from them; the
+# review and audit topics are records of what people decided.
+RETENTION_MS = {
+    "input": 90 * DAY_S * 1000,
+    "output": 400 * DAY_S * 1000,
+    "dead-letter": 30 * DAY_S * 1000,
+    "internal": 7 * DAY_S * 1000,
+}

@@ -122,3 +122,24 @@ def test_bad_policy_names_the_field(tmp_path: Path) -> None:
     line = _one_clear_line(run_cli("worker", env={"WARDEN_POLICY": str(policy)}))
     assert "metrics.late_dropoff_rate.threshold_below" in line
 
+
+
+def test_warden_topics_creates_every_topic_once(broker: str) -> None:
+    from confluent_kafka.admin import AdminClient
+
+    from streams.admin import planned_topics
+    from streams.settings import load_settings
+
+    prefix = f"t{time.time_ns() % 10**10}."
+    env = {"KAFKA_BOOTSTRAP_SERVERS": broker, "WARDEN_TOPIC_PREFIX": prefix, "WARDEN_PARTITIONS": "3"}
+    plan = planned_topics(load_settings(env))
+    assert len(plan) == 7 + 5 + 2 + 6  # inputs, outputs, internal, changelogs
+    assert plan[f"{prefix}trust-safety.seller-metrics"] == {"cleanup.policy": "compact"}
+    assert plan[f"{prefix}warden-orders-changelog"] == {"cleanup.policy": "compact"}
+    first = run_cli("topics", env=env)
+    assert first.returncode == 0, first.stderr
+    assert f"{len(plan)} topics created" in first.stdout
+    topics = AdminClient({"bootstrap.servers": broker}).list_topics(timeout=10).topics
+    assert all(len(topics[name].partitions) == 3 for name in plan)
+    again = run_cli("topics", env=env)
+    assert again.returncode == 0 and f"0 topics created, {len(plan)} already there" in again.stdout
