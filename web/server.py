@@ -128,6 +128,10 @@ def build_web(settings: Settings, policy: Policy | None = None, reader: ViewRead
         return web.json_response({"status": "ok" if redis_ok else "degraded", "redis": redis_ok},
                                  status=200 if redis_ok else 503)
 
+    async def livez(request: web.Request) -> web.Response:
+        """Alive: the process serves (a Redis or broker away makes it not ready, not dead)."""
+        return web.json_response({"status": "alive"})
+
     async def not_found(request: web.Request) -> web.Response:
         return _page_or_json(request, pages, 404, "Not found", f"There is no page at {request.path}.")
 
@@ -156,6 +160,8 @@ def build_web(settings: Settings, policy: Policy | None = None, reader: ViewRead
     r.add_get("/login", login)
     r.add_post("/logout", logout)
     r.add_get("/healthz", healthz)
+    r.add_get("/readyz", healthz)
+    r.add_get("/livez", livez)
     r.add_get("/metrics", metrics)
     r.add_get("/sellers", find_seller)
     r.add_get("/sellers/{seller_id}", pages.seller_page)
