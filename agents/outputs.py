@@ -38,7 +38,8 @@ class OutputProducer:
 
     def __init__(self, servers: str, reports: bool = False, name: str = "outputs",
                  on_failure: Callable[[str], None] | None = None, topic_prefix: str = "",
-                 delivery_timeout_ms: int = DELIVERY_TIMEOUT_MS, queue_size: int = 1_000_000) -> None:
+                 delivery_timeout_ms: int = DELIVERY_TIMEOUT_MS, queue_size: int = 1_000_000,
+                 security: dict[str, str] | None = None) -> None:
         from confluent_kafka import Producer
 
         # linger 5 ms, Kafka's own default since 4.0: a busy worker's outputs go in batches
@@ -48,6 +49,7 @@ class OutputProducer:
             "linger.ms": 5, "acks": "all", "enable.idempotence": False, "batch.num.messages": 10_000,
             "queue.buffering.max.messages": queue_size, "delivery.report.only.error": not reports,
             "message.timeout.ms": delivery_timeout_ms, "on_delivery": self._delivered,
+            **(security or {}),  # TLS and SASL (Settings.kafka_client_config)
         })
         self.name = name
         self.prefix = topic_prefix

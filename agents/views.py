@@ -18,6 +18,7 @@ from schemas import compact_json
 from schemas.codec import Codec
 from streams.faust_internals import membership_lost
 from streams.observability import VIEW_WRITE_FAILURES
+from streams.settings import without_password
 from streams.view_keys import ViewKeys
 
 log = logging.getLogger("warden")
@@ -73,6 +74,7 @@ class RedisView:
 
     def __init__(self, url: str, prefix: str, codec: Codec, app: Any, loop_watch: LoopWatch) -> None:
         self.url = url
+        self.location = without_password(url)  # for the log: never the password
         self.codec = codec
         self.app = app
         self.loop_watch = loop_watch
@@ -134,7 +136,7 @@ class RedisView:
         self._identity_checked = now
         run_id = (await self.client.info("server")).get("run_id")
         if self.run_id is not None and run_id != self.run_id and self.resync is not None:
-            log.warning("Redis at %s restarted: writing every view again", self.url)
+            log.warning("Redis at %s restarted: writing every view again", self.location)
             self.resync()
         self.run_id = run_id
 
@@ -223,7 +225,7 @@ class RedisView:
     def _unavailable(self, exc: Exception) -> None:
         VIEW_WRITE_FAILURES.inc()
         if not self._warned:
-            log.warning("Redis at %s unavailable (%s); views will catch up", self.url, exc)
+            log.warning("Redis at %s unavailable (%s); views will catch up", self.location, exc)
             self._warned = True
 
     async def metrics(self, seller_id: str) -> dict[str, Any] | None:

@@ -86,10 +86,11 @@ def build_worker(settings: Settings) -> Worker:
     reading.pipeline = pipeline
     engine.partition_of = pipeline.partition_of
     outputs = OutputProducer(settings.kafka_bootstrap_servers, on_failure=stop_on_delivery_failure,
-                             topic_prefix=settings.topic_prefix)
+                             topic_prefix=settings.topic_prefix, security=settings.kafka_client_config())
     # A persistent store (RocksDB) is told the changelog offsets it holds, from delivery reports.
     changelog_out = OutputProducer(settings.kafka_bootstrap_servers, reports=settings.store == "rocksdb",
-                                   name="changelogs", on_failure=stop_on_delivery_failure)
+                                   name="changelogs", on_failure=stop_on_delivery_failure,
+                                   security=settings.kafka_client_config())
     broker = BrokerProbe(outputs, settings.topic(T.ENFORCEMENTS))
     loop_watch = LoopWatch(app.conf.broker_session_timeout)
     checkpoint = Checkpoint(app, changelogs, outputs, changelog_out, loop_watch, failpoint=settings.failpoint)

@@ -74,7 +74,7 @@ def start_stack(settings: Settings, broker_port: int, state_dir: Path,
         announce(f"broker   Tansu on 127.0.0.1:{port} (memory storage)")
         redis_url = settings.redis_url
         if redis_answers(redis_url):
-            announce(f"redis    using the Redis at {redis_url}")
+            announce(f"redis    using the Redis at {settings.redis_location}")
         else:
             rport = _redis_port(redis_url)
             if not port_free(rport):

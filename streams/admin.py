@@ -42,7 +42,7 @@ def create_topics(settings: Settings, replication: int = -1, timeout: float = 30
     """Create every planned topic that is missing, with its config (a topic-init job);
     (created, already there). An existing input topic with another partition count is an
     error (TopicLayoutError), as for a worker."""
-    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap_servers})
+    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap_servers, **settings.kafka_client_config()})
     existing = admin.list_topics(timeout=timeout).topics
     plan = planned_topics(settings)
     wrong = [f"{name} has {len(existing[name].partitions)}" for name in plan
@@ -66,7 +66,7 @@ def create_topics(settings: Settings, replication: int = -1, timeout: float = 30
 
 def ensure_topics(settings: Settings, timeout: float = 15.0) -> list[str]:
     """Create the missing contract and internal topics; return the names created."""
-    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap_servers})
+    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap_servers, **settings.kafka_client_config()})
     existing = admin.list_topics(timeout=timeout).topics
     co_partitioned = (*T.INPUT_TOPICS, T.REKEYED, T.TICKS)
     wrong = []

@@ -13,6 +13,7 @@ first heartbeat comes later than a session timeout after its JoinGroup. So:
 
 from __future__ import annotations
 
+import ssl
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,10 +24,27 @@ from streams.faust_internals import QuickTableManager, WardenApp, use_fetch_max_
 from streams.settings import Settings
 
 
+def broker_credentials(settings: Settings) -> Any:
+    """Faust's (aiokafka's) TLS and SASL credentials from the settings; None for PLAINTEXT."""
+    protocol = settings.kafka_security_protocol
+    if protocol == "PLAINTEXT":
+        return None
+    context = None
+    if protocol.endswith("SSL"):
+        context = ssl.create_default_context(cafile=settings.kafka_ssl_ca_location)
+        if settings.kafka_ssl_certificate_location:
+            context.load_cert_chain(settings.kafka_ssl_certificate_location, settings.kafka_ssl_key_location)
+    if protocol == "SSL":
+        return faust.SSLCredentials(context)
+    return faust.SASLCredentials(username=settings.kafka_sasl_username, password=settings.kafka_sasl_password,
+                                 ssl_context=context, mechanism=settings.kafka_sasl_mechanism)
+
+
 def app_options(settings: Settings) -> dict[str, Any]:
     """The Faust settings of a Warden worker (also the benchmark's do-nothing baseline)."""
     return dict(
         broker=[f"kafka://{s}" for s in settings.kafka_bootstrap_servers.split(",")],
+        broker_credentials=broker_credentials(settings),
         store="rocksdb://" if settings.store == "rocksdb" else "memory://",
         datadir=settings.app_data_dir,
         web_port=settings.web_port,

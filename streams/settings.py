@@ -7,6 +7,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from dataclasses import field as dataclass_field
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 
@@ -46,8 +47,10 @@ def _positive_float(raw: str, var: str) -> float:
 
 def _choice(*options: str) -> Callable[[str, str], str]:
     def parse(raw: str, var: str) -> str:
-        value = raw.strip().lower()
-        if value not in options:
+        """The option as declared, whatever the case it was given in."""
+        by_lower = {o.lower(): o for o in options}
+        value = by_lower.get(raw.strip().lower())
+        if value is None:
             raise ConfigError(f"{var}={raw!r} must be one of {', '.join(options)}")
         return value
 
@@ -95,6 +98,15 @@ def _flag(raw: str, var: str) -> bool:
     raise ConfigError(f"{var}={raw!r}: must be 1 or 0")
 
 
+def without_password(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"{parts.username or ''}:***@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
 def _prefix(raw: str, var: str) -> str:
     allowed = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
     if not set(raw) <= allowed:
@@ -108,8 +120,9 @@ class Settings:
 
     kafka_bootstrap_servers: str = "127.0.0.1:9092"
     """KAFKA_BOOTSTRAP_SERVERS: comma-separated host:port list of the Kafka brokers."""
-    redis_url: str = "redis://127.0.0.1:6379/0"
-    """REDIS_URL: the Redis holding the sellers' metrics and actions views."""
+    redis_url: str = dataclass_field(default="redis://127.0.0.1:6379/0", repr=False)
+    """REDIS_URL: the Redis holding the views: `redis://`, or `rediss://` for TLS (a CA with
+    `?ssl_ca_certs=/path`); a password in it (`rediss://:password@host`) is never logged."""
     schema_registry_url: str | None = None
     """SCHEMA_REGISTRY_URL: when set, output uses Confluent framing and input may use it."""
     web_port: int = 6066
@@ -167,6 +180,20 @@ class Settings:
     ui_secure_cookie: bool = False
     """WARDEN_UI_SECURE_COOKIE: `1` marks the session cookie Secure (set it when the web
     service is served over HTTPS, as in production)."""
+    kafka_security_protocol: str = "PLAINTEXT"
+    """KAFKA_SECURITY_PROTOCOL: PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL, for every Kafka client."""
+    kafka_sasl_mechanism: str | None = None
+    """KAFKA_SASL_MECHANISM: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (with a SASL protocol)."""
+    kafka_sasl_username: str | None = None
+    """KAFKA_SASL_USERNAME: the SASL user."""
+    kafka_sasl_password: str | None = dataclass_field(default=None, repr=False)
+    """KAFKA_SASL_PASSWORD: the SASL password. Never logged."""
+    kafka_ssl_ca_location: str | None = None
+    """KAFKA_SSL_CA_LOCATION: the CA bundle (PEM) that signed the brokers' certificates."""
+    kafka_ssl_certificate_location: str | None = None
+    """KAFKA_SSL_CERTIFICATE_LOCATION: this client's certificate (PEM), for mutual TLS."""
+    kafka_ssl_key_location: str | None = None
+    """KAFKA_SSL_KEY_LOCATION: this client's private key (PEM), for mutual TLS."""
     instance_id: str | None = None
     """WARDEN_INSTANCE_ID: a stable name per worker (static group membership): a worker
     restarted under the same name takes its partitions back without waiting for the
@@ -175,6 +202,23 @@ class Settings:
     @property
     def web_url(self) -> str:
         return f"http://127.0.0.1:{self.web_port}"
+
+    @property
+    def redis_location(self) -> str:
+        """REDIS_URL without its password, for logs and messages."""
+        return without_password(self.redis_url)
+
+    def kafka_client_config(self) -> dict[str, str]:
+        """The security settings for a librdkafka (confluent-kafka) client: empty for PLAINTEXT."""
+        config = {"security.protocol": self.kafka_security_protocol} if self.kafka_security_protocol != "PLAINTEXT" \
+            else {}
+        for key, value in (("sasl.mechanism", self.kafka_sasl_mechanism), ("sasl.username", self.kafka_sasl_username),
+                           ("sasl.password", self.kafka_sasl_password), ("ssl.ca.location", self.kafka_ssl_ca_location),
+                           ("ssl.certificate.location", self.kafka_ssl_certificate_location),
+                           ("ssl.key.location", self.kafka_ssl_key_location)):
+            if value:
+                config[key] = value
+        return config
 
     @property
     def consumer_group(self) -> str:
@@ -221,6 +265,13 @@ ENVIRONMENT: Mapping[str, tuple[str, Callable[[str, str], object]]] = {
     "WARDEN_FAILPOINT": ("failpoint", _choice("checkpoint-partial")),
     "WARDEN_AUTH_SECRET": ("auth_secret", _text),
     "WARDEN_UI_PORT": ("ui_port", _port),
+    "KAFKA_SECURITY_PROTOCOL": ("kafka_security_protocol", _choice("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")),
+    "KAFKA_SASL_MECHANISM": ("kafka_sasl_mechanism", _choice("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")),
+    "KAFKA_SASL_USERNAME": ("kafka_sasl_username", _text),
+    "KAFKA_SASL_PASSWORD": ("kafka_sasl_password", _text),
+    "KAFKA_SSL_CA_LOCATION": ("kafka_ssl_ca_location", _text),
+    "KAFKA_SSL_CERTIFICATE_LOCATION": ("kafka_ssl_certificate_location", _text),
+    "KAFKA_SSL_KEY_LOCATION": ("kafka_ssl_key_location", _text),
     "WARDEN_UI_HOST": ("ui_host", _text),
     "WARDEN_UI_SECURE_COOKIE": ("ui_secure_cookie", _flag),
 }
@@ -243,4 +294,10 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         except ImportError:
             raise ConfigError("WARDEN_STORE=rocksdb needs the rocksdict package") from None
     Path(settings.data_dir)  # a path is always valid here; created by the worker
+    sasl = settings.kafka_security_protocol.startswith("SASL_")
+    if sasl and not (settings.kafka_sasl_mechanism and settings.kafka_sasl_username and settings.kafka_sasl_password):
+        raise ConfigError(f"KAFKA_SECURITY_PROTOCOL={settings.kafka_security_protocol} needs KAFKA_SASL_MECHANISM, "
+                          "KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD")
+    if settings.kafka_sasl_mechanism and not sasl:
+        raise ConfigError("KAFKA_SASL_MECHANISM is set, but KAFKA_SECURITY_PROTOCOL is not SASL_PLAINTEXT or SASL_SSL")
     return settings

@@ -19,7 +19,7 @@ DELIVERY_TIMEOUT_MS = 5_000
 class CommandPublisher:
     """Publishes records keyed by seller, one at a time, waiting for the broker's ack."""
 
-    def __init__(self, servers: str, topic_prefix: str, codec: Codec) -> None:
+    def __init__(self, servers: str, topic_prefix: str, codec: Codec, security: dict[str, str] | None = None) -> None:
         self.prefix = topic_prefix
         self.codec = codec
         self.producer = Producer({
@@ -29,6 +29,7 @@ class CommandPublisher:
             "linger.ms": 0,
             "message.timeout.ms": DELIVERY_TIMEOUT_MS,
             "socket.connection.setup.timeout.ms": DELIVERY_TIMEOUT_MS,
+            **(security or {}),  # TLS and SASL (Settings.kafka_client_config)
         })
 
     async def publish(self, topic: str, record_name: str, record: dict[str, Any]) -> None:

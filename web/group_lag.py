@@ -21,8 +21,9 @@ class GroupLag:
     log end, every `interval_s`, in a thread."""
 
     def __init__(self, servers: str, group: str, topics: list[str], registry: CollectorRegistry,
-                 interval_s: float = 5.0) -> None:
+                 interval_s: float = 5.0, security: dict[str, str] | None = None) -> None:
         self.servers, self.group, self.topics, self.interval_s = servers, group, topics, interval_s
+        self.security = security or {}
         self.lag = Gauge("warden_consumer_group_lag", "Log end minus the workers' committed offset, per input "
                          "partition, read from outside the group.", ["topic", "partition"], registry=registry)
         self.reads = Gauge("warden_consumer_group_lag_read_timestamp_seconds",
@@ -33,7 +34,7 @@ class GroupLag:
         """(topic, partition) -> lag; the group's committed offset, or the log's start."""
         if self._consumer is None:
             self._consumer = Consumer({"bootstrap.servers": self.servers, "group.id": self.group,
-                                       "enable.auto.commit": False, "socket.timeout.ms": 5000})
+                                       "enable.auto.commit": False, "socket.timeout.ms": 5000, **self.security})
         consumer = self._consumer
         metadata = consumer.list_topics(timeout=5)
         partitions = [TopicPartition(t, p) for t in self.topics if t in metadata.topics

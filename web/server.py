@@ -52,7 +52,8 @@ def build_web(settings: Settings, policy: Policy | None = None, reader: ViewRead
     policy = policy or load_policy(settings.policy_path)
     codec = Codec(settings.schema_registry_url)
     reader = reader or ViewReader(settings.redis_url, settings.topic_prefix, codec)
-    publisher = publisher or CommandPublisher(settings.kafka_bootstrap_servers, settings.topic_prefix, codec)
+    publisher = publisher or CommandPublisher(settings.kafka_bootstrap_servers, settings.topic_prefix, codec,
+                                              settings.kafka_client_config())
     env = templates()
 
     def render(name: str, context: dict[str, Any]) -> str:
@@ -138,7 +139,8 @@ def build_web(settings: Settings, policy: Policy | None = None, reader: ViewRead
     registry = CollectorRegistry(auto_describe=True)
     ProcessCollector(registry=registry)
     group_lag = GroupLag(settings.kafka_bootstrap_servers, settings.consumer_group,
-                         [settings.topic(name) for name in T.INPUT_TOPICS], registry)
+                         [settings.topic(name) for name in T.INPUT_TOPICS], registry,
+                         security=settings.kafka_client_config())
 
     async def metrics(request: web.Request) -> web.Response:
         return web.Response(body=generate_latest(registry), content_type="text/plain", charset="utf-8",
