@@ -95,8 +95,8 @@ class Engine(EventHandlers, Figures, Readback):
         self._sellers: dict[str, SellerState] = {}
         self._out: list[Effect] = []
         self._due_checks: set[str] = set()
-        # actions waiting for a human on this worker's partitions: action_id -> (seller, since)
-        # action id -> (seller, waiting since (event time), review kind): the review backlog
+        # actions waiting for a human on this worker's partitions: action id -> (seller,
+        # waiting since (event time), review kind): the review backlog
         self.pending: dict[str, tuple[str, int, str]] = {}
         # reviews decided since the driver last drained them: (kind, decision status,
         # event-time ms from proposal or appeal to decision), for the backlog figures
