@@ -23,7 +23,7 @@ run: $(STAMP) ## start broker, Redis, worker and simulator; show the live enforc
 	$(BIN)/warden run
 
 test: $(STAMP) ## run the whole suite: unit, then integration against an embedded Tansu broker
-	$(BIN)/python -m pytest tests -q
+	$(BIN)/python -m pytest tests -q --durations=15
 
 unit: $(STAMP) ## only the unit tests (no broker)
 	$(BIN)/python -m pytest tests/unit -q
@@ -43,8 +43,8 @@ bench-quick: $(STAMP) ## the benchmark's quick mode (under 2 minutes)
 
 lint: $(STAMP) ## ruff, mypy and the import contracts (import-linter)
 	$(BIN)/pip install --quiet -e '.[test,lint]'
-	$(BIN)/ruff check schemas rules tables streams agents cli stack simulator feed bench tests
-	$(BIN)/mypy schemas rules tables streams agents cli stack simulator feed bench
+	$(BIN)/ruff check schemas rules tables streams agents cli stack simulator feed bench web tests
+	$(BIN)/mypy schemas rules tables streams agents cli stack simulator feed bench web
 	$(BIN)/lint-imports
 
 up: $(STAMP) ## start the embedded stack in the background

@@ -130,7 +130,7 @@ def section_web(report: Any, quick: bool, workdir: Path, progress: Any) -> None:
     redis_url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
     policy_path = os.environ.get("WARDEN_POLICY", str(Path(__file__).resolve().parent.parent / "rules/policy.yaml"))
     prefix = f"bench{uuid.uuid4().hex[:8]}."
-    orders = 10_000
+    orders = int(os.environ.get("WARDEN_BENCH_WEB_ORDERS", "10000"))  # in the seller's window
     in_window, size = _write_view(redis_url, prefix, policy_path, orders, progress)
     port = free_port()
     env = dict(os.environ, WARDEN_TOPIC_PREFIX=prefix, WARDEN_UI_PORT=str(port), WARDEN_AUTH_SECRET=SECRET,
@@ -160,6 +160,7 @@ def section_web(report: Any, quick: bool, workdir: Path, progress: Any) -> None:
         client = redis.Redis.from_url(redis_url)
         keys = ViewKeys(prefix)
         client.delete(keys.metrics(SELLER), keys.daily(SELLER), keys.actions(SELLER))
-    report.add("web", "orders in the seller's window", in_window, "", f"{orders * 3:,} orders over 89 days")
+    report.add("web", "orders in the seller's window", in_window, "", f"{orders * 3:,} orders over 89 days "
+               "(WARDEN_BENCH_WEB_ORDERS sets the window's)")
     report.add("web", "view bytes per seller (Redis)", size, "B",
                "record + detail (<= 50 orders per metric with facts) + 90 days + actions")

@@ -68,11 +68,12 @@ def test_output_count_check_fails_a_run_that_loses_outputs(tmp_path: Path) -> No
     assert figures["result"]["value"] == "FAILED"
 
 
-def test_bench_web_section_times_the_pages_of_a_seller_with_10000_orders(tmp_path: Path) -> None:
+def test_bench_web_section_times_the_pages_of_a_big_seller(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WARDEN_BENCH_WEB_ORDERS", "2000")  # the bench's own run has 10,000 (README: Figures)
     done = bench(tmp_path, "web")
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     web = json.loads((tmp_path / "bench.json").read_text())["figures"]["web"]
-    assert web["orders in the seller's window"]["value"] >= 10_000
+    assert web["orders in the seller's window"]["value"] >= 2_000
     for page in ("seller page", "drill-down (late dropoff)", "drill-down (flawed items)"):
         assert 0 < web[f"{page} p50"]["value"] <= web[f"{page} p95"]["value"]
     assert web["view bytes per seller (Redis)"]["value"] > 1_000
