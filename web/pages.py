@@ -24,6 +24,7 @@ from web.reads import SellerView, Unavailable, ViewReader
 from web.signin import CSRF_FIELD, check_csrf, csrf_token, identify, session_of, signin_location
 
 MAX_APPEAL_CHARS = 2_000
+CSRF_HEADER = "X-CSRF-Token"
 TREND_DAYS = 90
 STANDING_WORDS = {
     "BELOW": ("below", "Needs attention"),
@@ -104,8 +105,13 @@ class SellerPages:
         return identity
 
     def api_identity(self, request: web.Request, seller_id: str | None = None) -> Identity:
+        """The caller of an API route. A change (POST) signed in by the session cookie, not a
+        Bearer token, must carry the session's CSRF token in `X-CSRF-Token`: a cross-site
+        form can post a body that reads as JSON, but it cannot set a header."""
         try:
             identity = identify(request, self.secret)
+            if request.method == "POST":
+                check_csrf(request, self.secret, request.headers.get(CSRF_HEADER))
             if seller_id is not None:
                 require_seller(identity, seller_id)
         except AuthError as exc:

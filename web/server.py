@@ -8,6 +8,7 @@ import logging
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import jinja2
 from aiohttp import web
@@ -92,7 +93,7 @@ def build_web(settings: Settings, policy: Policy | None = None, reader: ViewRead
         seller_id = request.query.get("seller_id", "").strip()
         if not seller_id:
             raise web.HTTPSeeOther("/")
-        raise web.HTTPSeeOther(f"/sellers/{seller_id}")
+        raise web.HTTPSeeOther(f"/sellers/{quote(seller_id, safe='')}")
 
     async def signin(request: web.Request) -> web.Response:
         return pages.html("signin.html", request, None, next=safe_next(request.query.get("next"), "/"), error=None)

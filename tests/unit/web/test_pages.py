@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 
 import pytest
+from aiohttp import web
 
 from streams.auth import Identity
 from web.charts import DayRate, daily_rate_svg, monthly_bars_svg
@@ -81,3 +82,23 @@ def test_the_trend_chart_draws_a_point_per_day_with_data_inside_its_90_days() ->
 def test_the_monthly_bars_label_each_reason() -> None:
     svg = monthly_bars_svg(["2026-10", "2026-11"], ["DAMAGED", "WRONG_ITEM"], [[1, 0], [2, 3]], "t")
     assert "2026-11: 3 wrong item" in svg and svg.count("<rect") == 3
+
+
+def test_an_api_change_by_session_cookie_needs_the_csrf_header() -> None:
+    """A cross-site form can post a body that reads as JSON with the victim's cookie, but it
+    cannot set a header: a cookie-signed-in POST to the API needs X-CSRF-Token."""
+    from aiohttp.test_utils import make_mocked_request
+
+    from streams.auth import issue
+    from web.pages import CSRF_HEADER, SellerPages
+
+    pages = SellerPages(SECRET, None, None, None, None)  # type: ignore[arg-type]
+    session = issue(SECRET, "s1", "seller", "s1")
+    cookie = {"Cookie": f"warden_session={session}"}
+    with pytest.raises(web.HTTPForbidden):
+        pages.api_identity(make_mocked_request("POST", "/api/sellers/s1/appeals", headers=cookie), "s1")
+    allowed = {**cookie, CSRF_HEADER: csrf_token(SECRET, session)}
+    assert pages.api_identity(make_mocked_request("POST", "/api/sellers/s1/appeals", headers=allowed), "s1").sub == "s1"
+    bearer = {"Authorization": f"Bearer {session}"}  # no browser adds that by itself: no CSRF token needed
+    assert pages.api_identity(make_mocked_request("POST", "/api/sellers/s1/appeals", headers=bearer), "s1").sub == "s1"
+    assert pages.api_identity(make_mocked_request("GET", "/api/sellers/s1/metrics", headers=cookie), "s1").sub == "s1"
