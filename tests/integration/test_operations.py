@@ -75,7 +75,8 @@ class Prometheus:
         self.proc = subprocess.Popen([binary, f"--config.file={tmp / 'prometheus.yml'}",
                                       f"--storage.tsdb.path={tmp / 'data'}",
                                       f"--web.listen-address=127.0.0.1:{self.port}"],
-                                     stdout=self.log, stderr=subprocess.STDOUT)
+                                     stdout=self.log, stderr=subprocess.STDOUT,
+                                     start_new_session=True)  # stop() ends its session
         wait_for(lambda: get(f"{self.url}/-/ready")[0] == 200, "Prometheus to start", 30)
 
     def query(self, expr: str) -> list[dict[str, Any]]:
