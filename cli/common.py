@@ -19,6 +19,16 @@ def settings() -> Settings:
     return load_settings()
 
 
+def check_secret_set(settings: Settings) -> None:
+    """UserError unless WARDEN_AUTH_SECRET is usable (a worker and the web service need it)."""
+    from streams.auth import check_secret
+
+    try:
+        check_secret(settings.auth_secret)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+
+
 def check_policy(settings: Settings) -> None:
     from rules.policy import load_policy
 

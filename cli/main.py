@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from cli.common import FAUST_LEVELS, UserError, broker_reachable, check_policy
+from cli.common import FAUST_LEVELS, UserError, broker_reachable, check_policy, check_secret_set
 from cli.common import settings as load
 from cli.stack_commands import cmd_down, cmd_run, cmd_up, stack_secret
 from stack.embedded import StackError, port_free
@@ -21,10 +21,7 @@ from streams.settings import ConfigError
 
 def cmd_worker(args: argparse.Namespace) -> int:
     settings = load()
-    try:
-        check_secret(settings.auth_secret)
-    except ValueError as exc:
-        raise UserError(str(exc)) from None
+    check_secret_set(settings)
     check_policy(settings)
     if not broker_reachable(settings.kafka_bootstrap_servers):
         raise UserError(f"no Kafka broker answers at KAFKA_BOOTSTRAP_SERVERS={settings.kafka_bootstrap_servers}")
@@ -69,10 +66,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
 def cmd_web(args: argparse.Namespace) -> int:
     """The web service for people (CONTRACT §9)."""
     settings = load()
-    try:
-        check_secret(settings.auth_secret)
-    except ValueError as exc:
-        raise UserError(str(exc)) from None
+    check_secret_set(settings)
     check_policy(settings)
     if not port_free(settings.ui_port):
         raise UserError(f"WARDEN_UI_PORT={settings.ui_port} is in use: set another port")

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -94,6 +97,39 @@ class WebService:
 
 # The test run's output folder: screenshots of the pages, kept for a person to look at
 OUTPUT = Path(os.environ.get("WARDEN_TEST_OUTPUT", ROOT / "test-output"))
+# Debian's chromium, driven by Playwright with its executable (`playwright install` is never run)
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """Headless Debian chromium for a module's page tests."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+def shot(page: Any, name: str) -> None:
+    """A full-page screenshot under the test run's output folder."""
+    folder = OUTPUT / "screenshots"
+    folder.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(folder / f"{name}.png"), full_page=True)
+
+
+def wait_for(check: Any, what: str, timeout: float = 60, step: float = 0.3) -> Any:
+    """The first truthy value of `check()`, asked every `step` s; fail after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(step)
 
 
 def token(role: str = "service", seller_id: str | None = None, ttl_s: float = 600) -> str:

@@ -22,7 +22,7 @@ import yaml
 
 from schemas.codec import Codec
 from stack.embedded import free_port, stop
-from tests.conftest import ROOT, WebService, Worker
+from tests.conftest import ROOT, WebService, Worker, wait_for
 from tests.integration.test_review_console import late_shipper
 from tests.kafka_helpers import producer
 
@@ -42,14 +42,7 @@ def get(url: str, timeout: float = 5) -> tuple[int, str]:
         return 0, str(exc)
 
 
-def wait_for(check: Any, what: str, timeout: float = 60, step: float = 0.5) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(step)
+
 
 
 class Prometheus:

@@ -5,7 +5,6 @@ read the evidence and decide; the decisions go through Kafka and come back as st
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,12 +14,11 @@ import pytest
 import yaml
 
 from schemas.codec import Codec
-from tests.conftest import OUTPUT, ROOT, WebService, Worker, token
+from tests.conftest import ROOT, WebService, Worker, shot, token, wait_for
 from tests.integration.test_seller_dashboard import http
 from tests.kafka_helpers import consume_until, producer
 
 pytestmark = pytest.mark.integration
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 codec = Codec()
 HOUR, DAY = 3_600_000, 86_400_000
 T0 = (int(time.time() * 1000) // DAY - 60) * DAY + 10 * HOUR
@@ -114,16 +112,7 @@ def console(broker: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[d
         worker.stop()
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
 
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        try:
-            yield b
-        finally:
-            b.close()
 
 
 def signed_in(browser: Any, web: WebService, role: str, sub: str | None = None, seller_id: str | None = None) -> Any:
@@ -135,20 +124,10 @@ def signed_in(browser: Any, web: WebService, role: str, sub: str | None = None, 
     return page
 
 
-def shot(page: Any, name: str) -> None:
-    folder = OUTPUT / "screenshots"
-    folder.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(folder / f"{name}.png"), full_page=True)
 
 
-def wait_for(check: Any, what: str, timeout: float = 30) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.3)
+
+
 
 
 def decisions_for(console: dict[str, Any], action_id: str, count: int) -> list[dict[str, Any]]:

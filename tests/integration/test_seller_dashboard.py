@@ -6,7 +6,6 @@ SellerMetrics on the topic and against the decision core run on the same history
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import time
 import urllib.error
@@ -23,11 +22,10 @@ from rules.policy import load_policy
 from schemas.codec import Codec
 from stack.embedded import free_port, port_open, start_web, stop
 from tables.engine import Engine
-from tests.conftest import OUTPUT, ROOT, WebService, Worker, run_cli, token
+from tests.conftest import ROOT, WebService, Worker, run_cli, shot, token
 from tests.kafka_helpers import consume_until, producer
 
 pytestmark = pytest.mark.integration
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 codec = Codec()
 DAY = 86_400_000
 HOUR = 3_600_000
@@ -146,16 +144,7 @@ def _fill(worker: Worker, web: WebService, broker: str) -> Iterator[dict[str, An
     yield {"worker": worker, "web": web, "broker": broker, "record": record, "detail": detail, "days": days}
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
 
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        try:
-            yield b
-        finally:
-            b.close()
 
 
 def seller_page(browser: Any, web: WebService, seller: str = SELLER, width: int = 1100) -> Any:
@@ -164,10 +153,7 @@ def seller_page(browser: Any, web: WebService, seller: str = SELLER, width: int 
     return page
 
 
-def shot(page: Any, name: str) -> None:
-    folder = OUTPUT / "screenshots"
-    folder.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(folder / f"{name}.png"), full_page=True)
+
 
 
 def latest_metrics(stack: dict[str, Any]) -> dict[str, Any]:
