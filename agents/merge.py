@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, Generic, TypeVar
 
 Item = TypeVar("Item")
@@ -57,10 +57,15 @@ class TimestampMerge(Generic[Item]):
 
     def release(self, partition: int) -> list[Item]:
         """The records of `partition` that may be processed now, in order."""
+        return list(self.releasing(partition))
+
+    def releasing(self, partition: int) -> Iterator[Item]:
+        """`release`, one record at a time: each is taken off the buffer only when asked
+        for, so a caller that stops early (to give the event loop a turn, or because a
+        rebalance began) leaves the rest buffered, in order, as if never released."""
         queues = self.queues.get(partition)
         if not queues:
-            return []
-        out: list[Item] = []
+            return
         rank = self.rank
         read_up: set[str] = set()  # topics found with nothing unread, during this call
         while True:
@@ -71,11 +76,10 @@ class TimestampMerge(Generic[Item]):
                     if best_key is None or key < best_key:
                         best_topic, best_key = topic, key
             if best_topic is None:
-                break
+                return
             if self._waiting_for_others(partition, queues, read_up):
-                break
-            out.append(queues[best_topic].popleft()[2])
-        return out
+                return
+            yield queues[best_topic].popleft()[2]
 
     def _waiting_for_others(self, partition: int, queues: dict[str, deque[Any]], read_up: set[str]) -> bool:
         for topic in self.topics:

@@ -52,7 +52,10 @@ return #KEYS
 """
 TIMELINE_KEPT = 500  # a seller's latest action records, every status change
 ACTION_ORDERS_TTL_S = 400 * 86_400  # a case's orders stay readable long after its decision
-VIEWS_PER_CALL = 2_000  # a call's sellers: the server runs a script without interruption
+VIEWS_PER_CALL = 500  # a call's sellers: the server runs a script without interruption
+SLICE_S = 0.005  # a flush gives the event loop a turn at least this often
+FLUSH_INTERVAL_S = 0.1  # the views are written this often when the worker is idle or lightly loaded
+FLUSH_INTERVAL_MAX_S = 1.0  # and at least this often under load
 
 
 def detail_json(detail: Any) -> str:
@@ -160,7 +163,14 @@ class RedisView:
             keys: list[str] = []
             args: list[Any] = []
             dumps = compact_json.dumps
-            for seller_id, (record, detail) in batch.items():
+            clock = time.perf_counter
+            turn_at = clock() + SLICE_S
+            for n, (seller_id, (record, detail)) in enumerate(batch.items()):
+                if n % 16 == 15 and clock() > turn_at:
+                    # a seller's detail takes ~0.1 ms to read and encode, and a busy
+                    # second's flush has thousands: the loop gets a turn between them
+                    await asyncio.sleep(0)
+                    turn_at = clock() + SLICE_S
                 if not isinstance(detail, str):
                     detail = detail_json(detail)  # read now (tables.readback.SellerDetail)
                     batch[seller_id] = (record, detail)
@@ -239,8 +249,9 @@ class RedisView:
         return record
 
     async def run(self, stopping: asyncio.Event | None = None) -> None:
+        interval = FLUSH_INTERVAL_S
         while True:
-            await asyncio.sleep(0.1)
+            await asyncio.sleep(interval)
             if (self.pending or self.pending_actions) and self.loop_watch.paused_recently():
                 # frozen past the session: these sellers may have a new owner by now, whose
                 # views are newer than ours; wait for the heartbeat to tell (as the checkpoint)
@@ -253,4 +264,9 @@ class RedisView:
                     self.pending_appeals.clear()
                     self.pending_days.clear()
                     continue
+            started = time.monotonic()
             await self.flush()
+            # A busy worker's flush reads and encodes thousands of sellers' views: flushing
+            # less often then writes each seller once for many of its records, so the views
+            # take at most about a fifth of the loop (and are at most a second behind)
+            interval = min(FLUSH_INTERVAL_MAX_S, max(FLUSH_INTERVAL_S, 4 * (time.monotonic() - started)))

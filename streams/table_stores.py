@@ -248,9 +248,7 @@ class Changelogs:
                     header = headers[partition] = [(EPOCH_HEADER, str(epoch).encode()), (CHECKPOINT_HEADER, seq)]
                 raw = None if value is None else dump_value(value)
                 raw_key = dump_key(key)
-                delivered = None
                 if persists:
-                    delivered = self._delivered(index, partition)
                     batch = writes.get(partition)
                     if batch is None:
                         batch = writes[partition] = self.write_batch()
@@ -259,11 +257,19 @@ class Changelogs:
                     else:
                         batch.put(raw_key, raw)
                 if last[partition] == changed:
+                    # the partition's last record, produced once the rest is on the broker:
+                    # its delivery tells a persistent store how far the changelog is applied
+                    delivered = self._delivered(index, partition) if persists else None
                     held.append((topic, raw, raw_key, partition, delivered, header))
                 else:
-                    produce(topic, raw, raw_key, partition=partition, headers=header, on_delivery=delivered)
+                    produce(topic, raw, raw_key, partition=partition, headers=header)
                 done += 1
                 if done % step == 0:
+                    # a store's write of a busy commit's changes in one batch blocks for
+                    # tens of ms: each slice writes its own
+                    for partition, batch in writes.items():
+                        rocksdb_write(table.data, partition, batch)
+                    writes.clear()
                     yield
             for partition, batch in writes.items():
                 rocksdb_write(table.data, partition, batch)

@@ -18,8 +18,10 @@ records of the topics given to `route_batches` reach their handler: as aiokafka 
 them, one list per partition, in one call per fetch. Records of every other topic (the
 changelogs while tables recover) take Faust's own path. The handler acknowledges what it
 has processed with `Acks`, which does what `Consumer.ack` does for a message, so Faust
-commits exactly those offsets. The handler runs without awaiting between the check of the
-rebalance generation and its records, so no rebalance lands in the middle of one.
+commits exactly those offsets. The handler may give the event loop a turn between records
+(a fetch of thousands would block it for a quarter of a second); after each turn it asks
+`batch_current` and stops if a rebalance has begun, its records left unacknowledged to be
+read again. So no rebalance lands in the middle of a record.
 
 The package's modules: `consumer` (the batch path, acks, the consumer's state), `app`
 (the app, transport, producer and table manager), `stores` (the tables' stores and their
@@ -40,6 +42,7 @@ from streams.faust_internals.consumer import (
     Batch,
     BatchConsumer,
     BatchHandler,
+    batch_current,
     committed_offset,
     fetch_position,
     fetch_state,
@@ -66,6 +69,7 @@ __all__ = [
     "CheckpointProducer",
     "QuickTableManager",
     "WardenApp",
+    "batch_current",
     "codec_loads",
     "committed_offset",
     "current_event_set",

@@ -267,6 +267,14 @@ class BatchConsumer(KafkaConsumer):
             previous = r.offset
 
 
+def batch_current(app: Any, generation: int) -> bool:
+    """Whether records of a batch of rebalance `generation` may still be handled: no
+    rebalance has begun since (Faust stops the consumer's flow first thing on revocation,
+    before it commits or recovers anything). A handler that gives the event loop a turn in
+    the middle of a batch asks this before going on."""
+    return bool(app.consumer.flow_active and not app.rebalancing and app.consumer_generation_id == generation)
+
+
 def membership_lost(consumer: Any) -> bool:
     """Whether aiokafka's group coordinator has found that the group no longer counts this
     consumer as a member (a heartbeat answered "unknown member" or "illegal generation":
