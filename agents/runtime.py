@@ -22,7 +22,7 @@ from streams.faust_internals import (
     membership_lost,
     recover_from_the_start,
 )
-from streams.observability import EVENT_LOOP_LAG
+from streams.observability import EVENT_LOOP_LAG, EVENT_LOOP_LAG_MAX, STARTUP_PHASE
 from streams.table_stores import Changelogs
 
 log = logging.getLogger("warden")
@@ -101,12 +101,14 @@ class Checkpoint:
     commit) writes nothing: its changes would put older state behind the new owner's."""
 
     def __init__(self, app: Any, changelogs: Changelogs, outputs: OutputProducer,
-                 changelog_out: OutputProducer, loop_watch: LoopWatch, failpoint: str | None = None) -> None:
+                 changelog_out: OutputProducer, changelog_last: OutputProducer, loop_watch: LoopWatch,
+                 failpoint: str | None = None) -> None:
         self.app = app
         self.failpoint = failpoint
         self.changelogs = changelogs
         self.outputs = outputs
-        self.changelog_out = changelog_out
+        self.changelog_out = changelog_out  # the changelog records of a flush but each partition's last
+        self.changelog_last = changelog_last  # those last records, then the end markers (delivery reports)
         self.loop_watch = loop_watch
         self.freezer = Freezer()
         self.lock = asyncio.Lock()
@@ -122,19 +124,20 @@ class Checkpoint:
                 return
             if self.failpoint == "checkpoint-partial" and changelogs.pending() and changelogs.checkpoint_seq >= 1:
                 await self._die_mid_checkpoint(generation)
+            last = self.changelog_last
             held = await changelogs.produce_pending_sliced(changelog_out.produce, generation)
             await asyncio.gather(self.outputs.flush(), changelog_out.flush())
             if held:
-                changelogs.produce_last(changelog_out.produce, held)
-                await changelog_out.flush()
+                changelogs.produce_last(last.produce, held)
+                await last.flush()
             if changelogs.unended:
                 # every record is on the broker: end the checkpoint (streams.checkpoints), unless
                 # this worker froze meanwhile and lost its partitions; then it stays unended and
                 # no reader applies it
                 if await self._fenced():
                     return
-                changelogs.end_checkpoint(changelog_out.produce)
-                await changelog_out.flush()
+                changelogs.end_checkpoint(last.produce)
+                await last.flush()
             changelogs.persist_offsets()
             self.freezer.freeze_survivors()
 
@@ -179,12 +182,17 @@ class LoopWatch:
     """Notices when this process did not run for longer than its group session (SIGSTOP, a
     frozen VM, a very long pause): its partitions may have moved meanwhile."""
 
-    def __init__(self, session_timeout_s: float, step_s: float = 0.2) -> None:
+    def __init__(self, session_timeout_s: float, step_s: float = 0.05, window_s: float = 10.0) -> None:
         self.session_timeout_s = session_timeout_s
         self.step_s = step_s
         self.last = time.monotonic()
         self.paused_at: float | None = None
         self.running = False
+        # the longest lag of the current window and of the one before (the max gauge)
+        self.window_s = window_s
+        self.window_started = self.last
+        self.window_max = 0.0
+        self.previous_max = 0.0
 
     def responsive(self, within_s: float = 10.0) -> bool:
         """The loop ran this watch's step within `within_s` (or the watch has not started)."""
@@ -203,12 +211,56 @@ class LoopWatch:
         while True:
             await asyncio.sleep(self.step_s)
             now = time.monotonic()
-            EVENT_LOOP_LAG.observe(max(0.0, now - self.last - self.step_s))
+            self.observe(max(0.0, now - self.last - self.step_s), now)
             if now - self.last > self.session_timeout_s:
                 self.paused_at = now
                 log.warning("this process did not run for %.1f s, longer than its %.0f s group session",
                             now - self.last, self.session_timeout_s)
             self.last = now
+
+
+    def observe(self, lag: float, now: float) -> None:
+        """One wake-up's lag: into the histogram, and into the windowed max."""
+        EVENT_LOOP_LAG.observe(lag)
+        if now - self.window_started >= self.window_s:
+            self.previous_max, self.window_max, self.window_started = self.window_max, 0.0, now
+        if lag > self.window_max:
+            self.window_max = lag
+        EVENT_LOOP_LAG_MAX.set(max(self.window_max, self.previous_max))
+
+
+def process_started_at() -> float:
+    """When this process started (wall clock, s): from /proc on Linux, else now."""
+    try:
+        with open("/proc/self/stat") as fh:
+            ticks = int(fh.read().rsplit(")", 1)[1].split()[19])
+        with open("/proc/stat") as fh:
+            boot = next(int(line.split()[1]) for line in fh if line.startswith("btime "))
+        return boot + ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, StopIteration):
+        return time.time()
+
+
+class StartupPhases:
+    """Times the phases of this worker's start (warden_startup_phase_seconds): join and
+    restore from Faust's signals; tables and timers set by the event processor."""
+
+    def __init__(self, app: Any) -> None:
+        self.started = process_started_at()
+        self.assigned_at: float | None = None
+        self.restored = False
+        app.on_partitions_assigned.connect(self._assigned)
+        app.on_rebalance_complete.connect(self._restored)
+
+    async def _assigned(self, sender: Any, assigned: Any = None, **kwargs: Any) -> None:
+        if self.assigned_at is None:
+            self.assigned_at = time.time()
+            STARTUP_PHASE.labels("join").set(self.assigned_at - self.started)
+
+    async def _restored(self, sender: Any, **kwargs: Any) -> None:
+        if self.assigned_at is not None and not self.restored:
+            self.restored = True
+            STARTUP_PHASE.labels("restore").set(time.time() - self.assigned_at)
 
 
 FULL_SWEEP_S = 600.0  # seconds between full collections of everything frozen
