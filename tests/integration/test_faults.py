@@ -77,7 +77,7 @@ def fuzzed(rng: random.Random, n: int) -> list[tuple[str, bytes]]:
     return out
 
 
-def test_fuzzed_bad_records_are_all_dead_lettered_and_counted(worker_factory: type) -> None:
+def test_fuzzed_bad_records_are_all_dead_lettered_and_counted(worker_factory: type, tmp_path: Path) -> None:
     w = worker_factory.start(WARDEN_PARTITIONS="2")
     broker = w.env["KAFKA_BOOTSTRAP_SERVERS"]
     p = producer(broker)
@@ -101,7 +101,7 @@ def test_fuzzed_bad_records_are_all_dead_lettered_and_counted(worker_factory: ty
     assert len(dead) == len(bad)
     assert sorted(dead) == sorted(value for _, value in bad)  # the original bytes, each once
     assert metric_sum(w.port, "warden_events_invalid_total") == len(bad)
-    metrics = H.Cluster(broker, Path("."))
+    metrics = H.Cluster(broker, tmp_path)
     metrics.prefix = w.prefix
     assert any(r["seller_id"] == "fz-ok" for r in metrics.read(T.SELLER_METRICS))
     assert w.proc is not None and w.proc.poll() is None and health(w.port) == 200

@@ -166,8 +166,11 @@ def test_a_proposed_suspension_is_queued_claimed_read_and_approved(console: dict
     assert [n["seller_id"] for n in notes if n["template"] == "suspension_approved"] == [ELDER]
     seller = signed_in(browser, web, "seller", seller_id=ELDER)
     assert "Selling suspended" in seller.locator(f'li.action[data-action-id="{elder["action_id"]}"]').inner_text()
-    # the case's timeline names who decided
-    assert "by reviewer-1" in page.locator('.timeline li[data-status="APPROVED"]').inner_text()
+    # the case's timeline names who decided (the page reads the actions and the timeline
+    # apart: a load between the worker's two writes shows the one without the other)
+    approved = page.locator('.timeline li[data-status="APPROVED"]')
+    wait_for(lambda: page.reload() or approved.count() == 1, "the approval in the case's timeline")
+    assert "by reviewer-1" in approved.inner_text()
 
 
 def _queue(page: Any, web: WebService) -> list[str] | None:
