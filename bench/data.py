@@ -91,7 +91,15 @@ def load(data: Dataset, servers: str, prefix: str, progress: Callable[[str], Non
     prod = producer(servers, **{"linger.ms": 20, "compression.type": "none"})
     started = time.perf_counter()
     produce = prod.produce
+    # Each (topic, partition)'s last record goes in a batch of its own, after the rest is
+    # on the broker: a broker that reports a log's end as its last batch's base offset + 1
+    # (Tansu) then reports it exactly, and the worker's timestamp merge waits for every
+    # record of a topic that is still to come, as it does on Kafka.
+    last = {(topic, partition): i for i, (topic, partition, _, _, _) in enumerate(data.records)}
+    lasts = set(last.values())
     for i, (topic, partition, key, value, ts) in enumerate(data.records):
+        if i in lasts:
+            continue
         while True:
             try:
                 produce(prefix + topic, value=value, key=key, partition=partition, timestamp=ts)
@@ -102,6 +110,10 @@ def load(data: Dataset, servers: str, prefix: str, progress: Callable[[str], Non
             prod.poll(0)
             progress(f"loading {prefix}*: {i:,} of {len(data):,} events")
     remaining = prod.flush(120)
+    for i in sorted(lasts):
+        topic, partition, key, value, ts = data.records[i]
+        produce(prefix + topic, value=value, key=key, partition=partition, timestamp=ts)
+    remaining += prod.flush(120)
     if remaining:
         raise RuntimeError(f"{remaining} records not delivered to the broker")
     return time.perf_counter() - started

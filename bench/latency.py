@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 import threading
 import time
 import uuid
@@ -12,14 +14,17 @@ from confluent_kafka import Consumer, TopicPartition
 
 from agents.pipeline import partition_for
 from bench.stack import (
+    ROOT,
     BenchFailure,
     Context,
+    LoopLag,
     cpu_seconds,
     percentile,
     still_working,
 )
 from schemas.codec import Codec
 from simulator.publisher import producer
+from stack.embedded import spawn, stop
 from streams import topics as T
 
 # --- (e) latency ----------------------------------------------------------------------------
@@ -27,9 +32,13 @@ from streams import topics as T
 class Probe:
     """Open-loop probe orders for `probe-*` sellers, and a consumer timing their outputs."""
 
-    def __init__(self, ctx: Context, prefix: str) -> None:
+    def __init__(self, ctx: Context, prefix: str, source: str | None = None, answers: str | None = None) -> None:
         self.ctx = ctx
         self.prefix = prefix
+        # the probes go to `source` (Warden's orders topic) and are answered on `answers`
+        # (its seller-metrics topic); the floor (bench.floor) copies them unchanged
+        self.source = source or prefix + T.RECORD_TOPIC["OrderPlaced"]
+        self.answers_topic = answers or prefix + T.SELLER_METRICS
         self.codec = Codec()
         self.sent: dict[tuple[str, int], float] = {}  # (seller, placed_at) -> send time (s)
         self.received: list[tuple[bytes, bytes, float, float]] = []  # key, value, record ts, receive time
@@ -42,7 +51,7 @@ class Probe:
         self._decoded = 0
 
     def start_consumer(self) -> None:
-        topic = self.prefix + T.SELLER_METRICS
+        topic = self.answers_topic
         consumer = Consumer({"bootstrap.servers": self.ctx.servers, "group.id": f"bench-{uuid.uuid4().hex[:6]}",
                              "enable.auto.commit": False, "fetch.wait.max.ms": 100})
         # The latency is read off each output's own timestamp (set when the worker publishes
@@ -82,7 +91,7 @@ class Probe:
         prod = producer(self.ctx.servers, **{"linger.ms": 5})
         partitions = self.ctx.plan.partitions
         total = int(rate * seconds)
-        topic = self.prefix + T.RECORD_TOPIC["OrderPlaced"]
+        topic = self.source
         records = []
         for i in range(total):
             seller = f"probe-{(self.seq + i) % 1000:04d}"
@@ -118,8 +127,9 @@ class Probe:
         while self._decoded < len(received):
             _, value, ts, received_at = received[self._decoded]
             self._decoded += 1
-            _, record = self.codec.decode(value)
-            key = (record["seller_id"], record["as_of"])
+            name, record = self.codec.decode(value)
+            # a SellerMetrics answer is as of its order's time; the floor's is the order
+            key = (record["seller_id"], record["placed_at"] if name == "OrderPlaced" else record["as_of"])
             sent = self.sent.get(key)
             if sent is not None and key not in self._answered:
                 self._answered.add(key)
@@ -151,9 +161,58 @@ class Probe:
         return min(times) if times else None
 
 
+def floor_latencies(ctx: Context, report: Any, loads: tuple[float, ...]) -> dict[float, float]:
+    """The same probes at the same loads through a raw consume -> produce pass-through
+    (bench.floor) on topics of its own: what the broker, the clients and this machine cost
+    with nothing decided. Returns the p99 (ms) per load."""
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    assert ctx.worker is not None
+    prefix = ctx.worker.prefix
+    source, answers = prefix + "bench.floor-in", prefix + "bench.floor-out"
+    admin = AdminClient({"bootstrap.servers": ctx.servers})
+    for future in admin.create_topics([NewTopic(t, ctx.plan.partitions, 1) for t in (source, answers)]).values():
+        future.result(30)
+    log = ctx.workdir / "floor.log"
+    env = dict(os.environ, KAFKA_BOOTSTRAP_SERVERS=ctx.servers, WARDEN_FLOOR_IN=source, WARDEN_FLOOR_OUT=answers,
+               WARDEN_FLOOR_PARTITIONS=str(ctx.plan.partitions),
+               PYTHONPATH=os.pathsep.join(p for p in (os.environ.get("PYTHONPATH"), str(ROOT)) if p))
+    proc = spawn([sys.executable, "-m", "bench.floor"], log, env=env)
+    p99s: dict[float, float] = {}
+    probe = Probe(ctx, prefix, source, answers)
+    probe.start_consumer()
+    try:
+        deadline = time.monotonic() + 30
+        while b"floor: ready" not in log.read_bytes():
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise BenchFailure(f"latency: the pass-through floor did not start; see {log}")
+            time.sleep(0.1)
+        ctx.progress("(e) floor: warm-up")
+        since = time.time()
+        probe.send(ctx.figures["c"] * 0.25, 2.0)
+        probe.wait_answered(since, 30.0, lambda missing: None)
+        for load in loads:
+            rate = ctx.figures["c"] * load
+            ctx.progress(f"(e) floor: pass-through at {load:.0%} of (c), {rate:,.0f} events/s")
+            since = time.time()
+            probe.send(rate, ctx.plan.latency_seconds)
+            probe.wait_answered(since, 30.0, lambda missing: None)
+            pub, _, missing = probe.latencies(since)
+            p99s[load] = percentile(pub, 0.99)
+            report.add("e", f"floor at {int(load * 100)}% load: p50 / p99", f"{percentile(pub, 0.5):.1f} / "
+                       f"{p99s[load]:.1f}", "ms", f"raw consume -> produce pass-through, {len(pub):,} probes; "
+                       f"{missing} without output")
+    finally:
+        probe.stop_consumer()
+        stop(proc, timeout=5)
+    return p99s
+
+
 def section_latency(ctx: Context, report: Any) -> None:
     if ctx.worker is None or "c" not in ctx.figures:
         raise BenchFailure("latency needs the worker section (c) in the same run")
+    loads = (0.25, 0.50, 0.75)
+    floor = floor_latencies(ctx, report, loads)
     probe = Probe(ctx, ctx.worker.prefix)
     probe.start_consumer()
     try:
@@ -163,13 +222,17 @@ def section_latency(ctx: Context, report: Any) -> None:
         since = time.time()
         probe.send(ctx.figures["c"] * 0.25, 3.0)
         probe.wait_answered(since, 30.0, lambda missing: None)
-        for load in (0.25, 0.50, 0.75):
+        for load in loads:
             rate = ctx.figures["c"] * load
             ctx.progress(f"(e) latency at {load:.0%} of (c): {rate:,.0f} events/s for {ctx.plan.latency_seconds:.0f} s")
             since = time.time()
             worker_pid = ctx.worker.proc.pid if ctx.worker.proc else None
             cpu0 = (cpu_seconds(worker_pid), cpu_seconds(ctx.broker_pid), time.monotonic())
-            probe.send(rate, ctx.plan.latency_seconds)
+            watch = LoopLag([ctx.worker])
+            try:
+                probe.send(rate, ctx.plan.latency_seconds)
+            finally:
+                lag = watch.stop()
             seconds = time.monotonic() - cpu0[2]
             worker_cpu = (cpu_seconds(worker_pid) - cpu0[0]) / seconds
             broker_cpu = (cpu_seconds(ctx.broker_pid) - cpu0[1]) / seconds
@@ -185,10 +248,15 @@ def section_latency(ctx: Context, report: Any) -> None:
             report.add("e", f"latency at {label} load ({rate:,.0f}/s): p50", p50, "ms",
                        f"{len(pub):,} probes; {missing} without output")
             report.add("e", f"latency at {label} load: p99", p99, "ms",
-                       "input broker timestamp -> output published" + ("; target <= 50" if load == 0.5 else ""))
+                       "input broker timestamp -> output published" + ("; target <= 50" if load == 0.5 else "")
+                       + (f"; {p99 / floor[load]:.1f}x the floor's {floor[load]:.1f}" if floor.get(load) else ""))
             report.add("e", f"latency at {label} load: p999", p999, "ms",
                        f"CPU while sending: worker {worker_cpu:.2f}"
                        + (f", broker {broker_cpu:.2f}" if ctx.broker_pid else "") + " cores")
+            report.add("e", f"latency at {label} load: event-loop lag p99", round(lag[0] * 1000, 1), "ms",
+                       "target <= 20")
+            report.add("e", f"latency at {label} load: event-loop lag max", round(lag[1] * 1000, 1), "ms",
+                       f"target <= 100; {lag[2]:,} samples")
             if missing > len(pub) * 0.01 + 1:
                 if not working:
                     raise BenchFailure(f"latency: {missing} of {missing + len(pub)} probes at {label} got no output")

@@ -92,6 +92,9 @@ def section_startup(ctx: Context, report: Any) -> None:
         ready = killed["ready"] - killed["at"]
         first = probe.first_answer_within(killed["at"], bound_ms / 1000)
         recovery = None if first is None else first - killed["at"]  # None: overloaded, still working
+        phases = replacement[0].labelled_samples("warden_startup_phase_seconds")
+        handled = replacement[0].first_event_at()
+        timeline = answers_after(probe, killed["at"])
     finally:
         probe.stop_consumer()
         ctx.worker = replacement[0] if replacement else None
@@ -101,12 +104,38 @@ def section_startup(ctx: Context, report: Any) -> None:
     state = ctx.expected.state if ctx.expected else {}
     report.add("f", "recovery: kill -9 -> replacement ready", ready, "s",
                f"{ctx.plan.store} store; tables of {len(ctx.data or []):,} events")
+    for phase in ("join", "restore", "tables", "timers"):
+        value = phases.get(f'{{phase="{phase}"}}')
+        if value is not None:
+            report.add("f", f"recovery phase: {phase}", round(value, 2), "s", PHASES[phase])
+    if handled is not None:
+        report.add("f", "recovery: kill -9 -> first record handled", round(handled - killed["at"], 2), "s",
+                   "the replacement's first input record (its events counter created)")
+    report.add("f", "recovery: answers by send time after the kill", timeline, "", "seconds after: p50 latency")
     if recovery is None:
         report.add("f", "recovery: kill -9 -> caught up", "not in 60 s", "",
                    f"answers still slower than {bound_ms:.0f} ms while the worker works on")
     else:
         report.add("f", "recovery: kill -9 -> caught up", recovery, "s",
                    f"latency back under {bound_ms:.0f} ms; target <= 10; {state.get('sellers', 0):,} sellers")
+
+
+PHASES = {
+    "join": "replacement's process start -> partitions assigned (the broker's holds included)",
+    "restore": "assigned -> the tables' changelog tails read",
+    "tables": "the stores read into memory",
+    "timers": "the deadline heaps rebuilt",
+}
+
+
+def answers_after(probe: Probe, since: float, step: float = 5.0) -> str:
+    """The probes sent after `since`, by when they were sent (per `step` s): p50 latency."""
+    bins: dict[int, list[float]] = {}
+    for sent, published, _ in probe.answered():
+        if sent >= since:
+            bins.setdefault(int((sent - since) // step), []).append((published - sent) * 1000)
+    return ", ".join(f"{int(b * step)}-{int((b + 1) * step)}: {statistics.median(v):.0f} ms"
+                     for b, v in sorted(bins.items())[:12]) or "none answered"
 
 
 # --- (g) memory -----------------------------------------------------------------------------

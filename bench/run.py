@@ -5,7 +5,8 @@ Sections (each prints its figures as it finishes, and all go to `--json PATH`):
   with a long history (the per-event cost must not grow with history), and the state
   bytes per seller and per in-window order after a simulated month.
 - ceiling, faust, worker, workers, latency, startup, memory: (a)-(g), through a broker
-  (bench/stack.py).
+  (bench/stack.py); peer: a quix-streams stateful application on the same topics
+  (bench/peer.py), what a user would write instead.
 - web: the seller page and the drill-down of `warden web` for a seller with 10,000 orders
   in the window, p50/p95, and the seller's view bytes in Redis (bench/web.py).
 
@@ -169,7 +170,7 @@ def _spread(values: list[float]) -> float:
     return (max(values) - min(values)) / m if m else 0.0
 
 
-SECTIONS = ("core", "ceiling", "faust", "worker", "workers", "latency", "startup", "memory", "web")
+SECTIONS = ("core", "ceiling", "faust", "peer", "worker", "workers", "latency", "startup", "memory", "web")
 
 
 def run_bench(sections: list[str], quick: bool, json_path: str | None, workers: int = 2,

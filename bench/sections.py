@@ -11,6 +11,7 @@ from typing import Any
 
 from bench import data as bench_data
 from bench.latency import section_latency
+from bench.peer import section_peer
 from bench.recovery import section_memory, section_startup
 from bench.stack import (
     ROOT,
@@ -21,7 +22,7 @@ from bench.stack import (
 from bench.throughput import section_ceiling, section_faust, section_worker, section_workers
 from stack.embedded import StackError, free_port, start_tansu, stop
 
-STACK_SECTIONS = ("ceiling", "faust", "worker", "workers", "latency", "startup", "memory")
+STACK_SECTIONS = ("ceiling", "faust", "peer", "worker", "workers", "latency", "startup", "memory")
 
 
 def run_stack(sections: list[str], quick: bool, report: Any, progress: Callable[[str], None],
@@ -52,12 +53,14 @@ def run_stack(sections: list[str], quick: bool, report: Any, progress: Callable[
                    f"{plan.sellers:,} sellers, Zipf 1.0, {plan.partitions} partitions; "
                    f"prepared in {time.perf_counter() - started:.0f} s")
         try:
-            if "ceiling" in wanted or "faust" in wanted:
+            if "ceiling" in wanted or "faust" in wanted or "peer" in wanted:
                 prefix = ctx.fresh_prefix()
                 if "ceiling" in wanted:
                     section_ceiling(ctx, report, prefix)
                 if "faust" in wanted:
                     section_faust(ctx, report, prefix)
+                if "peer" in wanted:
+                    section_peer(ctx, report, prefix)
             needs_worker = any(s in wanted for s in ("worker", "latency", "startup"))
             if needs_worker:
                 section_worker(ctx, report)

@@ -125,6 +125,7 @@ class WorkerRun:
         self.proc: subprocess.Popen[bytes] | None = None
         self.started = 0.0
         self.ready_seconds = 0.0
+        self._scraped = (-1.0, "")  # (when, the /metrics text)
 
     def start(self) -> WorkerRun:
         self.started = time.monotonic()
@@ -151,13 +152,24 @@ class WorkerRun:
         """A Prometheus metric's sample values (none if the worker does not answer)."""
         return list(self.labelled_samples(name).values())
 
-    def labelled_samples(self, name: str) -> dict[str, float]:
-        """A Prometheus metric's samples by their labels as written (`{topic="t"}`, or ``)."""
+    def scrape(self, fresh_s: float = 0.1) -> str:
+        """The worker's /metrics text, read at most once per `fresh_s` (a scrape costs the
+        worker a few ms of its loop: the bench's polling must not be what it measures);
+        empty if the worker does not answer."""
+        now = time.monotonic()
+        if now - self._scraped[0] < fresh_s:
+            return self._scraped[1]
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=2) as resp:
                 text = resp.read().decode()
         except OSError:
-            return {}
+            text = ""
+        self._scraped = (time.monotonic(), text)
+        return text
+
+    def labelled_samples(self, name: str) -> dict[str, float]:
+        """A Prometheus metric's samples by their labels as written (`{topic="t"}`, or ``)."""
+        text = self.scrape()
         samples = {}
         for line in text.splitlines():
             if line.startswith(name + "{") or line.startswith(name + " "):
@@ -265,13 +277,67 @@ def drain(ctx: Context, workers: list[WorkerRun], prefix: str, label: str) -> fl
         for w in workers:
             if w.proc is not None and w.proc.poll() is not None:
                 raise BenchFailure(f"{label}: a worker exited (code {w.proc.returncode}); see {w.log}")
-        time.sleep(0.05)
+        time.sleep(0.2)
     ctx.progress(f"{label}: reading the output topics to check them")
     counted = read_outputs(ctx.servers, prefix, ctx.plan.partitions)
     problems = ctx.expected.check({t: distinct for t, (_, distinct) in counted.items()})
     if problems:
         raise BenchFailure(f"{label}: output count check FAILED (distinct records): " + "; ".join(problems))
     return elapsed
+
+
+class LoopLag:
+    """The worker's event-loop lag over a stretch of a run: p99 and max. The p99 is read
+    off the `warden_event_loop_lag_seconds` histogram (its change over the stretch; the
+    upper bound of the bucket it falls in), the max off `warden_event_loop_lag_max_seconds`
+    (a windowed peak) sampled every 0.5 s by a thread, kept within the stretch's highest
+    non-empty bucket (a peak from before the stretch can still be held in the gauge)."""
+
+    HISTOGRAM = "warden_event_loop_lag_seconds_bucket"
+
+    def __init__(self, workers: list[WorkerRun]) -> None:
+        import threading
+
+        self.workers = workers
+        self.before = self._buckets()
+        self.peak = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+
+    def _buckets(self) -> dict[float, float]:
+        out: dict[float, float] = {}
+        for w in self.workers:
+            for labels, value in w.labelled_samples(self.HISTOGRAM).items():
+                bound = labels.split('le="', 1)[1].split('"', 1)[0]
+                le = float("inf") if bound == "+Inf" else float(bound)
+                out[le] = out.get(le, 0.0) + value
+        return out
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.5):
+            for w in self.workers:
+                self.peak = max(self.peak, w.metric("warden_event_loop_lag_max_seconds"))
+
+    def stop(self) -> tuple[float, float, int]:
+        """(p99, max, samples) over the stretch, in seconds."""
+        self._stop.set()
+        self._thread.join(5)
+        after = self._buckets()
+        delta = sorted((le, after.get(le, 0.0) - self.before.get(le, 0.0)) for le in after)
+        total = delta[-1][1] if delta else 0.0
+        if total <= 0:
+            return float("nan"), float("nan"), 0
+        p99 = next(le for le, cumulative in delta if cumulative >= 0.99 * total)
+        top = next(le for le, cumulative in delta if cumulative >= total)
+        below = max([le for le, _ in delta if le < top], default=0.0)
+        peak = min(max(self.peak, below), top)
+        return p99, peak, int(total)
+
+
+def lag_note(lag: tuple[float, float, int]) -> str:
+    p99, peak, samples = lag
+    return f"loop lag p99 <= {p99 * 1000:.0f} ms, max {peak * 1000:.0f} ms ({samples:,} samples)"
 
 
 def still_working(worker: WorkerRun) -> bool:
@@ -314,4 +380,7 @@ def ratio(ctx: Context, rate: float) -> str:
 
 
 def vs_faust(ctx: Context, rate: float) -> str:
-    return f"; {rate / ctx.figures['b']:.2f}x (b), target >= 0.7" if ctx.figures.get("b") else ""
+    note = f"; {rate / ctx.figures['b']:.2f}x (b), target >= 0.7" if ctx.figures.get("b") else ""
+    if ctx.figures.get("peer"):
+        note += f"; {rate / ctx.figures['peer']:.2f}x the quix-streams peer, target >= 1.2"
+    return note

@@ -15,6 +15,7 @@ from bench.stack import (
     ROOT,
     BenchFailure,
     Context,
+    LoopLag,
     WorkerRun,
     cpu_seconds,
     drain,
@@ -99,6 +100,7 @@ def section_faust(ctx: Context, report: Any, prefix: str) -> None:
 def section_worker(ctx: Context, report: Any) -> None:
     assert ctx.data is not None
     runs, readies, worker_cpu, broker_cpu = [], [], [], []
+    lags: list[tuple[float, float, int]] = []
     for r in range(ctx.plan.repeats):
         prefix = ctx.fresh_prefix()
         ctx.progress(f"(c) worker end to end, run {r + 1}/{ctx.plan.repeats}")
@@ -107,7 +109,11 @@ def section_worker(ctx: Context, report: Any) -> None:
             readies.append(w.wait_ready())
             assert w.proc is not None
             cpu0 = cpu_seconds(w.proc.pid), cpu_seconds(ctx.broker_pid)
-            seconds = drain(ctx, [w], prefix, f"(c) run {r + 1}")
+            watch = LoopLag([w])
+            try:
+                seconds = drain(ctx, [w], prefix, f"(c) run {r + 1}")
+            finally:
+                lags.append(watch.stop())
             runs.append(len(ctx.data) / seconds)
             # CPU per event, from ready to drained (reading the outputs back included)
             worker_cpu.append((cpu_seconds(w.proc.pid) - cpu0[0]) / len(ctx.data) * 1e6)
@@ -128,6 +134,12 @@ def section_worker(ctx: Context, report: Any) -> None:
     report.add("c", "worker CPU per event", statistics.median(worker_cpu), "µs",
                "process CPU time / events, ready to drained" + (
                    f"; broker {statistics.median(broker_cpu):.1f} µs" if ctx.own_broker else ""))
+    p99 = max(p for p, _, _ in lags)
+    peak = max(m for _, m, _ in lags)
+    ctx.figures["lag_c"] = peak
+    report.add("c", "event-loop lag p99", round(p99 * 1000, 1), "ms",
+               f"worst of {len(lags)} run(s), histogram bucket bound; target <= 20")
+    report.add("c", "event-loop lag max", round(peak * 1000, 1), "ms", "target <= 100")
     report.add("c", "outputs published per run (checked)", outputs, "records",
                ", ".join(f"{t.split('.')[-1]} {n:,}" for t, n in sorted(ctx.expected.outputs.items())))
 

@@ -189,7 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="a smaller run, for development")
     p.add_argument("--json", metavar="PATH", help="also write the figures as JSON")
     p.add_argument("--sections", help="comma-separated sections to run (default: all): core, ceiling, "
-                   "faust, worker, workers, latency, startup, memory, web")
+                   "faust, peer, worker, workers, latency, startup, memory, web")
     p.add_argument("--workers", type=int, default=2, help="worker processes in the `workers` section (d)")
     p.add_argument("--store", choices=("memory", "rocksdb"), default="rocksdb",
                    help="the workers' table store (WARDEN_STORE; default rocksdb, as in production: "
