@@ -9,6 +9,7 @@ the checkpoint, the merge and the agent, timers and pages, and returns them in o
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,7 +35,7 @@ from streams.app import Topics, build_app, declare_topics
 from streams.auth import check_secret
 from streams.faust_internals import WardenApp, route_batches, route_changelogs
 from streams.settings import Settings
-from streams.table_setup import declare_tables
+from streams.table_setup import declare_tables, open_local_stores
 from streams.table_stores import Changelogs
 from tables.engine import Engine
 
@@ -115,6 +116,7 @@ def build_worker(settings: Settings) -> Worker:
     return worker
 
 
+log = logging.getLogger("warden")
 HEALTH_INTERVAL_S = 2.0  # lag, restore progress, ready and live: refreshed this often
 
 
@@ -146,6 +148,12 @@ def _register(worker: Worker) -> None:
         for topic in worker.topics.outputs.values():
             await topic.maybe_declare()
 
+    async def open_stores() -> None:
+        opened = await open_local_stores(worker.changelogs, settings.partitions)
+        if opened:
+            log.info("opened %d local table databases before the assignment", opened)
+
+    app.early_tasks = (open_stores,)  # while the group join waits on the broker
     for task in (declare_output_topics, worker.view.run, worker.broker.run, worker.loop_watch.run):
         app.task(_no_args(task))
     register_pages(app, worker.view, worker.broker, check_secret(settings.auth_secret), worker.loop_watch)

@@ -42,10 +42,13 @@ class Probe:
         self.codec = Codec()
         self.sent: dict[tuple[str, int], float] = {}  # (seller, placed_at) -> send time (s)
         self.received: list[tuple[bytes, bytes, float, float]] = []  # key, value, record ts, receive time
-        self.next_time = max(int(time.time() * 1000), ctx.data.end_ms if ctx.data else 0) + 1
+        # A probe's order is answered by a SellerMetrics as of its time only if that time is
+        # its partition's newest: every probe of a run (in (e), then (f)) goes on from the
+        # last one's time and number, never back to the wall clock or to ids already used
+        self.next_time = max(int(time.time() * 1000), ctx.data.end_ms if ctx.data else 0, ctx.probe_next[0]) + 1
         self._stop = threading.Event()
         self._consumer_thread: threading.Thread | None = None
-        self.seq = 0
+        self.seq = ctx.probe_next[1]
         self.answers: list[tuple[float, float, float]] = []
         self._answered: set[tuple[str, int]] = set()
         self._decoded = 0
@@ -104,6 +107,7 @@ class Probe:
             records.append((key, partition_for(key, partitions), value, seller, placed))
         self.seq += total
         self.next_time += total + 1
+        self.ctx.probe_next = (self.next_time, self.seq)
         started = time.perf_counter()
         sent = 0
         while sent < total:

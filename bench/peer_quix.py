@@ -1,6 +1,7 @@
 """The peer of (c): what a user would write instead of Warden, in quix-streams.
 
-A quix-streams application over the same input topics: each record's Avro decoded, and
+A quix-streams application over the same input topics: each record's Avro decoded as a
+user would (fastavro, the writer's schema found by the single-object fingerprint), and
 in its RocksDB state (changelogged, at-least-once, commits every 5 s as Warden's) a
 counter per seller and a flag per order. No windows, no rules, no outputs: far less
 than Warden does. It runs in a virtualenv of its own (bench.peer), as quix-streams pins
@@ -13,16 +14,32 @@ separated, unprefixed), WARDEN_BENCH_EXPECT, WARDEN_BENCH_RESULT, WARDEN_DATA_DI
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import time
+from pathlib import Path
 from typing import Any
 
-from schemas.codec import Codec
+import fastavro
+from fastavro.schema import fingerprint, to_parsing_canonical_form
+
+SCHEMAS = Path(__file__).resolve().parent.parent / "schemas"
+
+
+def readers() -> dict[bytes, Any]:
+    """Each input schema, parsed, by its single-object header (C3 01 + fingerprint)."""
+    out = {}
+    for path in SCHEMAS.glob("*.avsc"):
+        source = json.loads(path.read_text())
+        fp = bytes.fromhex(fingerprint(to_parsing_canonical_form(source), "CRC-64-AVRO"))
+        out[b"\xc3\x01" + fp] = fastavro.parse_schema(source)
+    return out
 
 
 def main() -> None:
-    # quix-streams is imported here: it is installed only in the peer's own virtualenv
+    # quix-streams is imported here: it is installed only in the peer's own virtualenv (and so
+    # is this module's fastavro; Warden's own code is not imported)
     from quixstreams import Application
     from quixstreams.models.serializers import Deserializer
 
@@ -31,10 +48,10 @@ def main() -> None:
 
         def __init__(self) -> None:
             super().__init__()
-            self.codec = Codec()
+            self.schemas = readers()
 
         def __call__(self, value: bytes, ctx: Any) -> Any:
-            return self.codec.decode(value)[1]
+            return fastavro.schemaless_reader(io.BytesIO(value[10:]), self.schemas[value[:10]], None)
 
     prefix = os.environ.get("WARDEN_TOPIC_PREFIX", "")
     expect = int(os.environ["WARDEN_BENCH_EXPECT"])

@@ -82,6 +82,7 @@ class Context:
     worker: WorkerRun | None = None  # the caught-up worker of (c), used by (e), (f), (g)
     loaded: list[str] = field(default_factory=list)
     broker_pid: int | None = None  # an embedded Tansu's (see WARDEN_RECOVERY_CHECK); its CPU is reported
+    probe_next: tuple[int, int] = (0, 0)  # the next probe's event time (ms) and number (bench.latency.Probe)
 
     @property
     def own_broker(self) -> bool:

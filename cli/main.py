@@ -48,9 +48,12 @@ def cmd_worker(args: argparse.Namespace) -> int:
     # The tables hold millions of long-lived objects: with CPython's default thresholds the
     # cyclic collector scans them again and again (a fifth of the decision core's time at
     # 300,000 events, growing with the state). Collect the young generation every 20,000
-    # allocations, not 700; what the tables recover is frozen out of collection
+    # allocations, not 700, the middle one every 10 of those; never the oldest on its own
+    # (a collection of what survived since the last commit blocked the loop 40-80 ms):
+    # every commit freezes what is alive out of collection, and a full sweep runs every
+    # 10 minutes (agents.runtime.Freezer); what the tables recover is frozen too
     # (agents.process_events).
-    gc.set_threshold(20_000, 20, 20)
+    gc.set_threshold(20_000, 10, 1_000_000)
     if settings.log_level != "debug":
         # Faust and aiokafka log debug lines per message; under the root's level they cost
         # a LogRecord each (12 % of a busy worker). Below the configured level: off.

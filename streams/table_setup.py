@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
-from streams.faust_internals import new_changelog_topic
+from faust.stores.memory import Store as MemoryStore
+
+from streams.faust_internals import new_changelog_topic, open_local_partitions
 from streams.table_stores import Changelogs, ChangelogStore
 from tables.codecs import register_codecs
 from tables.engine import Stores
@@ -19,6 +22,21 @@ def bind_fast(stores: Stores, changelogs: Changelogs, active: set[int] | None = 
         current = getattr(stores, name)
         if isinstance(current, ChangelogStore) or store.cache is not None:
             setattr(stores, name, store.fast(active))
+
+
+async def open_local_stores(changelogs: Changelogs, partitions: int) -> int:
+    """At start, while the group join waits on the broker: open the persistent stores'
+    databases this worker's data directory holds (streams.faust_internals), so the
+    assignment finds them open. Returns how many were opened."""
+    opened = 0
+    for store in changelogs.stores:
+        data = store.table.data
+        if isinstance(data, MemoryStore):
+            return 0
+        for _ in open_local_partitions(data, partitions):
+            opened += 1
+        await asyncio.sleep(0)
+    return opened
 
 
 def declare_tables(app: Any, partitions: int) -> tuple[Stores, Changelogs]:

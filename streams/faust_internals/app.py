@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+from collections.abc import Awaitable, Callable, Collection
 from typing import Any
 
 import faust
@@ -62,10 +62,18 @@ def use_fetch_max_wait(ms: int) -> None:
 
 class WardenApp(faust.App):
     """Faust's app with the transport whose consumer delivers the hot topics in batches and
-    whose producer's flush runs the app's checkpoint."""
+    whose producer's flush runs the app's checkpoint. `early_tasks` start with the app,
+    before its consumer joins the group (Faust's own tasks start once it is ready)."""
+
+    early_tasks: tuple[Callable[[], Awaitable[None]], ...] = ()
 
     def _new_transport(self) -> Any:
         return BatchTransport(self.conf.broker_consumer, self)
+
+    async def on_start(self) -> None:
+        await super().on_start()
+        for task in self.early_tasks:
+            self.add_future(task())
 
 
 class QuickTableManager(TableManager):

@@ -66,3 +66,20 @@ def recover_from_the_start(app: Any) -> None:
 def new_changelog_topic(table: Any) -> Any:
     """The table's changelog topic made again (after its serializers changed)."""
     return table._new_changelog_topic()
+
+
+def open_local_partitions(store: Any, partitions: int) -> list[int]:
+    """Open the RocksDB database of every partition this worker's data directory holds
+    (a restart's, before the group assigns it anything). Faust opens a partition's database
+    when it is assigned, tens of ms each, six tables' worth per partition, after the join;
+    one already open is used as it is. A partition assigned elsewhere stays open, unused.
+    Returns the partitions opened."""
+    import os
+
+    opened = []
+    for partition in range(partitions):
+        if partition not in store._dbs and os.path.isdir(store.partition_path(partition)):
+            store._db_for_partition(partition)
+            opened.append(partition)
+    return opened
+

@@ -50,6 +50,7 @@ METHODS = [  # (owner, name, parameter names)
     (Collection, "_new_changelog_topic", ["self", "retention", "compacting", "deleting"]),
     (RocksDBStore, "_visible_items", ["self", "db"]),
     (RocksDBStore, "_db_for_partition", ["self", "partition"]),
+    (RocksDBStore, "partition_path", ["self", "partition"]),
     (GroupCoordinator, "_send_req", ["self", "request"]),
     (aiokafka.AIOKafkaConsumer, "highwater", ["self", "partition"]),
     (aiokafka.AIOKafkaConsumer, "last_poll_timestamp", ["self", "partition"]),
