@@ -8,7 +8,7 @@ that cannot be used becomes a dead-letter output with its reason, never an excep
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -118,14 +118,25 @@ class Pipeline:
 
     def handle(self, topic: str, partition: int, offset: int, key: bytes | None, value: bytes | None,
                headers: dict[str, bytes] | None = None, timestamp: float | None = None) -> Outcome:
-        base = self._base(topic)
         out = Outcome()
+        for _ in self.handle_steps(out, topic, partition, offset, key, value, headers, timestamp):
+            pass
+        return out
+
+    def handle_steps(self, out: Outcome, topic: str, partition: int, offset: int, key: bytes | None,
+                     value: bytes | None, headers: dict[str, bytes] | None = None,
+                     timestamp: float | None = None) -> Iterator[None]:
+        """`handle` as steps, filling `out`: it pauses where the core does
+        (Engine.process_steps)."""
+        base = self._base(topic)
         if base == T.TICKS:
             if self.unread is not None:
                 self.behind[partition] = self.unread(partition)
                 self._hold(partition)
-            self._effects(self.engine.tick(partition), out)
-            return out
+            effects: list[Effect] = []
+            yield from self.engine.tick_steps(partition, effects)
+            self._effects(effects, out)
+            return
         self.positions[(topic, partition)] = offset
         source_topic, source_partition, source_offset = topic, partition, offset
         if base == T.REKEYED and headers:
@@ -143,15 +154,18 @@ class Pipeline:
         try:
             name, record = self.codec.decode(value)
         except DecodeError as exc:
-            return self._dead(out, label, source, key, value, exc.reason, str(exc))
+            self._dead(out, label, source, key, value, exc.reason, str(exc))
+            return
         expected = T.INPUT_TOPICS.get(label)
         if expected is not None and name != expected:
-            return self._dead(out, label, source, key, value, "wrong_record_type",
+            self._dead(out, label, source, key, value, "wrong_record_type",
                               f"{label} carries {expected}, not {name}")
+            return
         try:
             validate(name, record, self.wall_clock(), self.max_future_ms)
         except FieldRuleViolation as exc:
-            return self._dead(out, label, source, key, value, exc.reason, str(exc))
+            self._dead(out, label, source, key, value, exc.reason, str(exc))
+            return
         seller = record["seller_id"]
         out.record_name, out.seller_id = name, seller
         if base != T.REKEYED:
@@ -164,15 +178,16 @@ class Pipeline:
                     (T.H_PARTITION, str(partition).encode()),
                     (T.H_OFFSET, str(offset).encode()),
                 ), partition=target, timestamp=timestamp))
-                return out
+                return
         if self.unread is not None:
             self._hold(partition)
-        effects = self.engine.process(partition, name, record)
+        effects = []
+        yield from self.engine.process_steps(partition, name, record, effects)
         self._effects(effects, out)
         for effect in effects:
             if isinstance(effect, RejectInput):
-                return self._dead(out, label, source, key, value, effect.reason, effect.message)
-        return out
+                self._dead(out, label, source, key, value, effect.reason, effect.message)
+                return
 
     def export_counts(self) -> None:
         """Add what was counted since the last call to the Prometheus counters (the driver

@@ -6,14 +6,14 @@ import asyncio
 import gc
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from types import SimpleNamespace
 from typing import Any
 
 from faust.types import TP
 
 from agents.merge import TimestampMerge
-from agents.pipeline import Outgoing, Pipeline
+from agents.pipeline import Outcome, Outgoing, Pipeline
 from agents.runtime import Checkpoint, InputReading
 from agents.views import RedisView
 from streams.faust_internals import Acks, Batch, batch_current
@@ -30,7 +30,7 @@ from tables.engine import Engine
 
 # handling a fetch gives the event loop a turn at least this often (a fetch of 5,000
 # records takes a quarter of a second at 1M events of state)
-SLICE_S = 0.005
+SLICE_S = 0.002
 REPUBLISH_HORIZON_S = 600.0  # far beyond the commit interval (WARDEN_COMMIT_INTERVAL)
 log = logging.getLogger("warden")
 
@@ -60,6 +60,7 @@ class EventProcessor:
         self.positions: dict[TP, int] = {}  # input partition -> the offset after the last record handled
         self._acks: Acks | None = None
         self.started_up = False  # the first assignment's tables and timers are timed (STARTUP_PHASE)
+        self._holding = False  # the checkpoint's lock, taken for the rest of a record paused midway
 
     def acks(self) -> Acks:
         if self._acks is None or self._acks.consumer is not self.app.consumer:
@@ -107,10 +108,14 @@ class EventProcessor:
         if outcome.decisions:
             log.info("published again %d recent decisions after a rebalance", outcome.decisions)
 
-    def handle(self, topic: str, partition: int, record: Any) -> None:
+    def handle(self, topic: str, partition: int, record: Any) -> Iterator[None]:
+        """One record through the pipeline, its outputs published and its views staged; in
+        steps (agents.pipeline.Pipeline.handle_steps): the batch loop may give the event
+        loop a turn between them."""
         headers = dict(record.headers) if record.headers else None
-        outcome = self.pipeline.handle(topic, partition, record.offset, record.key, record.value, headers,
-                                       record.timestamp / 1000)
+        outcome = Outcome()
+        yield from self.pipeline.handle_steps(outcome, topic, partition, record.offset, record.key, record.value,
+                                              headers, record.timestamp / 1000)
         if outcome.outputs:
             publish = self.publish
             for out in outcome.outputs:
@@ -155,7 +160,10 @@ class EventProcessor:
             for partition in partitions:
                 at(partition)
                 for tp, r in merge.releasing(partition):
-                    handle(tp.topic, partition, r)
+                    for _ in handle(tp.topic, partition, r):  # a record of thousands of timers
+                        if clock() > turn_at:
+                            turn_at = await self._turn_in_record(partition)
+                    self._end_record()
                     ack(tp, r.offset)
                     handled[tp] = r.offset
                     count += 1
@@ -166,7 +174,10 @@ class EventProcessor:
                         turn_at = clock() + SLICE_S
             for tp, r in ticks:
                 at(tp.partition)
-                handle(tp.topic, tp.partition, r)
+                for _ in handle(tp.topic, tp.partition, r):
+                    if clock() > turn_at:
+                        turn_at = await self._turn_in_record(tp.partition)
+                self._end_record()
                 ack(tp, r.offset)
                 handled[tp] = r.offset
                 if clock() > turn_at:
@@ -174,11 +185,34 @@ class EventProcessor:
                         return
                     turn_at = clock() + SLICE_S
         finally:
+            self._end_record()
             self.pipeline.export_counts()
             positions = self.positions
             for tp, offset in handled.items():
                 INPUT_POSITION.labels(tp.topic, str(tp.partition)).set(offset + 1)
                 positions[tp] = offset + 1
+
+    async def _turn_in_record(self, partition: int) -> float:
+        """A turn of the event loop in the middle of a record (one that fires thousands of
+        timers). The checkpoint must not see half a record in the tables: its lock is
+        taken for the rest of the record (a commit waits for the record's end), and if a
+        checkpoint is already under way there is no turn. The record is finished whatever
+        happens meanwhile (a rebalance waits for the checkpoint, so for it). Returns when
+        the next turn is due."""
+        lock = self.checkpoint.lock
+        if not self._holding:
+            if lock.locked():
+                return time.perf_counter() + SLICE_S
+            await lock.acquire()  # free: taken without a wait
+            self._holding = True
+        await asyncio.sleep(0)
+        self.changelogs.at(partition)
+        return time.perf_counter() + SLICE_S
+
+    def _end_record(self) -> None:
+        if self._holding:
+            self._holding = False
+            self.checkpoint.lock.release()
 
     async def _turn(self, generation: int) -> bool:
         """Give the event loop a turn; whether the batch may go on after it (no rebalance

@@ -207,7 +207,7 @@ class Changelogs:
         return held
 
     async def produce_pending_sliced(self, produce: Produce, generation: int = 0,
-                                     step: int = 1024) -> list[tuple[Any, ...]]:
+                                     step: int = 256) -> list[tuple[Any, ...]]:
         """`produce_pending`, giving the event loop a turn after every `step` records: a
         busy worker's second of changes takes tens of ms to encode, and the records
         arriving meanwhile should not wait for all of it. What they change is noted for

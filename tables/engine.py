@@ -17,7 +17,7 @@ when a defect appears or disappears, one distinct-buyer counter and one evidence
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, MutableMapping
+from collections.abc import Callable, Iterable, Iterator, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,6 +40,11 @@ from tables.months import MonthCalendar
 from tables.orders import OrderState
 from tables.readback import Evidence, Readback, SellerDetail, order_facts
 from tables.sellers import SellerState
+
+# A step of the core (Engine.process_steps) pauses after this many timers fired or sellers
+# published: ~1-3 ms of work
+PAUSE_EVERY = 32
+Steps = Iterator[None]  # a generator that returns nothing: its results go where it was told
 
 
 @dataclass
@@ -120,23 +125,43 @@ class Engine(EventHandlers, Figures, Readback):
 
     def process(self, partition: int, name: str, record: dict[str, Any]) -> list[Effect]:
         """Apply one validated input record; return what must be published."""
+        effects: list[Effect] = []
+        for _ in self.process_steps(partition, name, record, effects):
+            pass
+        return effects
+
+    def process_steps(self, partition: int, name: str, record: dict[str, Any], effects: list[Effect]) -> Steps:
+        """`process` as steps: it pauses (yields) every PAUSE_EVERY timers fired or sellers
+        published, and adds the effects to `effects`. A record that moves time past a
+        month's or a day's end fires thousands of timers at once (every seller of the
+        partition); a driver with an event loop lets it run between the steps. Nothing else
+        may change the state before the last step: the effects are those of `process`."""
         now = self.clocks.now(partition, record.get(EVENT_TIME[name]))
         dirty: dict[str, str] = {}
-        self._fire(partition, now, dirty, record["event_id"])
+        next_due = self.deadlines.next_due(partition)
+        if next_due is not None and next_due <= now:
+            yield from self._fire(partition, now, dirty, record["event_id"])
         handler = self._handlers.get(name)
         if handler is not None:
             handler(record, now, dirty, partition)
-        return self._flush(dirty, now)
+        yield from self._flush(dirty, now, effects)
 
     def tick(self, partition: int, now: int | None = None) -> list[Effect]:
         """Let time pass on a partition with no event: fire its due deadlines and exits."""
+        effects: list[Effect] = []
+        for _ in self.tick_steps(partition, effects, now):
+            pass
+        return effects
+
+    def tick_steps(self, partition: int, effects: list[Effect], now: int | None = None) -> Steps:
+        """`tick` as steps (see `process_steps`)."""
         if now is None:
             now = self.clocks.now(partition, None)
         elif self.clock == "event":
             now = self.clocks.now(partition, now)
         dirty: dict[str, str] = {}
-        self._fire(partition, now, dirty, f"tick:{partition}:{now}")
-        return self._flush(dirty, now)
+        yield from self._fire(partition, now, dirty, f"tick:{partition}:{now}")
+        yield from self._flush(dirty, now, effects)
 
     def rebuild_timers(self) -> int:
         """Rebuild the in-memory deadline heaps from the stored state (after recovery)."""
@@ -179,15 +204,19 @@ class Engine(EventHandlers, Figures, Readback):
     def _schedule(self, partition: int, due: int, kind: int, key: str) -> None:
         self.deadlines.schedule(partition, due, kind, key)
 
-    def _fire(self, partition: int, now: int, dirty: dict[str, str], cause: str) -> None:
+    def _fire(self, partition: int, now: int, dirty: dict[str, str], cause: str) -> Iterator[None]:
         """Fire the partition's due timers at `now`; what they change is caused by `cause`,
-        the event (or tick) that moved the clock."""
+        the event (or tick) that moved the clock. Pauses every PAUSE_EVERY timers."""
         deadlines = self.deadlines
         next_due = deadlines.next_due(partition)
         if next_due is None or next_due > now:
             return
         orders = self.stores.orders
+        fired = 0
         while next_due is not None and next_due <= now:
+            fired += 1
+            if fired % PAUSE_EVERY == 0:
+                yield
             due, kind, key = deadlines.pop(partition)
             next_due = deadlines.next_due(partition)
             if kind == _ORDER:
@@ -211,11 +240,15 @@ class Engine(EventHandlers, Figures, Readback):
 
     # --- publication ----------------------------------------------------------------------
 
-    def _flush(self, dirty: dict[str, str], now: int) -> list[Effect]:
-        effects: list[Effect] = self._out
+    def _flush(self, dirty: dict[str, str], now: int, effects: list[Effect]) -> Steps:
+        """Publish the changed sellers' figures and evaluate their rules, into `effects`.
+        Pauses every PAUSE_EVERY sellers."""
+        effects += self._out
         self._out = []
         months = self.months.last_three(now)
-        for seller_id, cause in dirty.items():
+        for n, (seller_id, cause) in enumerate(dirty.items()):
+            if n % PAUSE_EVERY == PAUSE_EVERY - 1:
+                yield
             s = self._seller(seller_id)
             figures = s.snapshot(months)
             signature: list[Any] = [list(s.counts), list(figures.flawed_by_reason),
@@ -238,7 +271,6 @@ class Engine(EventHandlers, Figures, Readback):
         for seller_id, s in self._sellers.items():
             self.stores.sellers[seller_id] = s
         self._sellers.clear()
-        return effects
 
     # --- enforcement ----------------------------------------------------------------------
 
