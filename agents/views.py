@@ -54,7 +54,7 @@ TIMELINE_KEPT = 500  # a seller's latest action records, every status change
 ACTION_ORDERS_TTL_S = 400 * 86_400  # a case's orders stay readable long after its decision
 VIEWS_PER_CALL = 500  # a call's sellers: the server runs a script without interruption
 SLICE_S = 0.002  # a flush gives the event loop a turn at least this often
-FLUSH_INTERVAL_S = 0.1  # the views are written this often when the worker is idle or lightly loaded
+FLUSH_INTERVAL_S = 0.25  # the views are written this often when the worker is idle or lightly loaded
 FLUSH_INTERVAL_MAX_S = 1.0  # and at least this often under load
 
 

@@ -127,11 +127,16 @@ def stack(broker: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dic
 
 def _fill(worker: Worker, web: WebService, broker: str) -> Iterator[dict[str, Any]]:
     """Publish both sellers' histories; wait until the view holds the core's final figures."""
-    events = history(SELLER) + history(OTHER, days=40)
+    events = sorted(history(SELLER) + history(OTHER, days=40), key=lambda e: e[0])
     p = producer(broker)
-    for _, name, record in sorted(events, key=lambda e: e[0]):
+    # a day at a time, each on the broker before the next: the producer sends each topic's
+    # batches on its own, so a later day's refund could reach the broker (and the worker,
+    # moving the partition's clock) before an earlier day's orders, and those orders would
+    # then be dated that later day; the core below reads them in time order
+    for i, (at, name, record) in enumerate(events):
         p.produce(worker.topic(TOPIC[name]), key=record["seller_id"].encode(), value=codec.encode(name, record))
-    p.flush(30)
+        if i + 1 == len(events) or events[i + 1][0] // DAY != at // DAY:
+            p.flush(30)
     mine = [e for e in events if e[2]["seller_id"] == SELLER]
     record, detail, days = core_view(mine)
     deadline = time.monotonic() + 90
