@@ -120,7 +120,10 @@ class Checkpoint:
         app, changelogs, changelog_out = self.app, self.changelogs, self.changelog_out
         async with self.lock:
             generation = app.consumer_generation_id  # the epoch its changelog writes carry
-            if changelogs.pending() and await self._fenced():
+            # A worker frozen past its session is checked even with nothing to write: its
+            # tables may be behind what its partitions' new owner wrote meanwhile, and the
+            # fence makes it read them whole again
+            if (changelogs.pending() or self.loop_watch.paused_recently()) and await self._fenced():
                 return
             if self.failpoint == "checkpoint-partial" and changelogs.pending() and changelogs.checkpoint_seq >= 1:
                 await self._die_mid_checkpoint(generation)
