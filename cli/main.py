@@ -47,13 +47,14 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
     # The tables hold millions of long-lived objects: with CPython's default thresholds the
     # cyclic collector scans them again and again (a fifth of the decision core's time at
-    # 300,000 events, growing with the state). Collect the young generation every 20,000
-    # allocations, not 700, the middle one every 10 of those; never the oldest on its own
-    # (a collection of what survived since the last commit blocked the loop 40-80 ms):
-    # every commit freezes what is alive out of collection, and a full sweep runs every
-    # 10 minutes (agents.runtime.Freezer); what the tables recover is frozen too
-    # (agents.process_events).
-    gc.set_threshold(20_000, 10, 1_000_000)
+    # 300,000 events, growing with the state). What the core makes mostly lives on, so:
+    # the young generation is collected every 2,000 allocations (a pause of a few ms; its
+    # short-lived cycles, futures and tracebacks, are found there); what survives it is
+    # never collected on its own (a collection of 200,000 survivors blocked the loop
+    # 100-150 ms at 1M events): every commit freezes what is alive out of collection, and
+    # a full sweep runs every 10 minutes (agents.runtime.Freezer); what the tables recover
+    # is frozen too (agents.process_events).
+    gc.set_threshold(2_000, 1_000_000, 1_000_000)
     if settings.log_level != "debug":
         # Faust and aiokafka log debug lines per message; under the root's level they cost
         # a LogRecord each (12 % of a busy worker). Below the configured level: off.
