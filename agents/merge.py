@@ -42,6 +42,9 @@ class TimestampMerge(Generic[Item]):
         self.received: dict[tuple[str, int], int] = {}
         # partition -> (since, topic, fetched, said): waiting for that topic since then
         self.blocked_since: dict[int, tuple[float, str, Any, bool]] = {}
+        # partition -> the (topic, partition) it waits for now: the consumer hands over
+        # its fetched records first (streams.faust_internals.fetched_in_turn)
+        self.wanted: dict[int, tuple[str, int]] = {}
 
     def offer(self, topic: str, partition: int, offset: int, timestamp: int, item: Item) -> None:
         queues = self.queues.setdefault(partition, {})
@@ -86,6 +89,7 @@ class TimestampMerge(Generic[Item]):
             if topic in read_up or queues.get(topic):
                 continue
             if self.has_unread(topic, partition, self.received.get((topic, partition))):
+                self.wanted[partition] = (topic, partition)
                 now = self.clock()
                 position = self.fetched(topic, partition)
                 blocked = self.blocked_since.get(partition)
@@ -98,9 +102,11 @@ class TimestampMerge(Generic[Item]):
                         log.warning("partition %d: waiting %.0f s for %s (unread records, no fetch progress; %s)",
                                     partition, now - blocked[0], topic, self.stalled(topic, partition))
                     return True
+                self.wanted.pop(partition, None)
                 return False  # no progress for long enough: go on without it, as Kafka Streams does
             read_up.add(topic)
         self.blocked_since.pop(partition, None)
+        self.wanted.pop(partition, None)
         return False
 
     def forget(self, partitions: set[int] | None = None) -> list[Item]:
@@ -112,5 +118,6 @@ class TimestampMerge(Generic[Item]):
                 for q in self.queues.pop(p).values():
                     dropped.extend(item for _, _, item in q)
                 self.blocked_since.pop(p, None)
+                self.wanted.pop(p, None)
         self.received = {k: v for k, v in self.received.items() if partitions is not None and k[1] not in partitions}
         return dropped

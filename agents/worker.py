@@ -123,7 +123,7 @@ HEALTH_INTERVAL_S = 2.0  # lag, restore progress, ready and live: refreshed this
 def _register(worker: Worker) -> None:
     """The worker's agent, timer, background tasks and pages, on its app."""
     app, settings, processor = worker.app, worker.settings, worker.processor
-    route_batches(app, worker.topics.inputs.topics, processor.process_batch)
+    route_batches(app, worker.topics.inputs.topics, processor.process_batch, processor.merge.wanted)
 
     async def process_events(stream: Any) -> None:
         await processor.process_events(stream)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from typing import Any
 
 import faust
@@ -31,9 +31,12 @@ class BatchTransport(KafkaTransport):
     Producer = CheckpointProducer
 
 
-def route_batches(app: Any, topics: Collection[str], handler: BatchHandler) -> None:
-    """Deliver the records of `topics` to `handler` in batches (see the module's doc)."""
+def route_batches(app: Any, topics: Collection[str], handler: BatchHandler,
+                  wanted: Mapping[Any, tuple[str, int]] | None = None) -> None:
+    """Deliver the records of `topics` to `handler` in batches (see the module's doc); the
+    (topic, partition)s among `wanted`'s values, kept by the handler, first."""
     app.batch_route = (frozenset(topics), handler)
+    app.batch_wanted = wanted if wanted is not None else {}
 
 
 def route_changelogs(app: Any, apply: Callable[[Any, TP, list[Any]], bool]) -> None:

@@ -9,6 +9,7 @@ from typing import Any
 
 import aiokafka
 import pytest
+from aiokafka.consumer.fetcher import Fetcher, FetchError, FetchResult
 from aiokafka.consumer.group_coordinator import GroupCoordinator
 from aiokafka.protocol.group import HeartbeatRequest
 from faust import App
@@ -53,6 +54,15 @@ METHODS = [  # (owner, name, parameter names)
     (RocksDBStore, "partition_path", ["self", "partition"]),
     (GroupCoordinator, "_send_req", ["self", "request"]),
     (aiokafka.AIOKafkaConsumer, "highwater", ["self", "partition"]),
+    (faust_aiokafka.Consumer, "_new_consumer_thread", ["self"]),
+    (faust_aiokafka.AIOKafkaConsumerThread, "_fetch_records",
+     ["self", "consumer", "active_partitions", "timeout", "max_records"]),
+    (Fetcher, "fetched_records", ["self", "partitions", "timeout", "max_records"]),
+    (Fetcher, "_notify", ["self", "future"]),
+    (Fetcher, "_create_fetch_waiter", ["self"]),
+    (FetchResult, "getall", ["self", "max_records"]),
+    (FetchResult, "has_more", ["self"]),
+    (FetchError, "check_raise", ["self"]),
     (aiokafka.AIOKafkaConsumer, "last_poll_timestamp", ["self", "partition"]),
 ]
 
@@ -61,7 +71,8 @@ ATTRIBUTES = [  # (owner, where they are set, names)
                                             "_n_acked", "_gap", "_buffered_partitions", "_commit_every",
                                             "_active_partitions", "_paused_partitions"]),
     (faust_consumer.ThreadDelegateConsumer, "__init__", ["_thread"]),
-    (aiokafka.AIOKafkaConsumer, "__init__", ["_coordinator", "_subscription"]),
+    (aiokafka.AIOKafkaConsumer, "__init__", ["_coordinator", "_subscription", "_fetcher", "_closed"]),
+    (Fetcher, "__init__", ["_records", "_subscriptions", "_wait_consume_future", "_closed", "_in_flight"]),
     (MemoryStore, "__post_init__", ["_key_partition"]),
     (RocksDBStore, "__init__", ["_dbs"]),
     (GroupCoordinator, "__init__", ["member_id", "generation", "group_id"]),
