@@ -137,6 +137,10 @@ class EventProcessor:
         rebalance began meanwhile, the rest stays unacknowledged, to be read again."""
         if self.checkpoint.fenced_generation == self.app.consumer_generation_id:
             return  # membership lost (agents.runtime.Checkpoint): wait for the next assignment
+        if self.changelogs.reading_ahead:
+            await self.changelogs.ahead_read()  # the tables read ahead at a restart: nearly done
+            if not batch_current(self.app, generation):
+                return
         self.rebuild_after_rebalance()
         self.reading.log_ends.update(ends)
         ack = self.acks().ack
@@ -196,9 +200,9 @@ class EventProcessor:
         """A turn of the event loop in the middle of a record (one that fires thousands of
         timers). The checkpoint must not see half a record in the tables: its lock is
         taken for the rest of the record (a commit waits for the record's end); if a
-        checkpoint is under way, the record waits for it to end, the loop free meanwhile
-        (running through would block the loop for as long as the record takes: over a
-        second for a day's deadlines at 1M events). The record is finished whatever
+        checkpoint is reading the tables' changes, the record waits until it has read them
+        (tens of ms), the loop free meanwhile (running through would block the loop for as
+        long as the record takes: over a second for a day's deadlines at 1M events). The record is finished whatever
         happens meanwhile (a rebalance waits for the checkpoint, so for it). Returns when
         the next turn is due."""
         if not self._holding:

@@ -111,24 +111,31 @@ class Checkpoint:
         self.changelog_last = changelog_last  # those last records, then the end markers (delivery reports)
         self.loop_watch = loop_watch
         self.freezer = Freezer()
+        # The tables' lock: held while a checkpoint reads the tables' changes (and while it
+        # fences), and by a record paused midway (agents.process_events), so a checkpoint
+        # never sees half a record. Not held while the checkpoint waits for the broker:
+        # records go on meanwhile (a checkpoint at 1M events waits for seconds).
         self.lock = asyncio.Lock()
+        self._one_at_a_time = asyncio.Lock()
         # the generation in which this worker found its membership lost: nothing of it is
         # processed (its records are left unacknowledged) until the next assignment
         self.fenced_generation: int | None = None
 
     async def __call__(self) -> None:
         app, changelogs, changelog_out = self.app, self.changelogs, self.changelog_out
-        async with self.lock:
-            generation = app.consumer_generation_id  # the epoch its changelog writes carry
-            # A worker frozen past its session is checked even with nothing to write: its
-            # tables may be behind what its partitions' new owner wrote meanwhile, and the
-            # fence makes it read them whole again
-            if (changelogs.pending() or self.loop_watch.paused_recently()) and await self._fenced():
-                return
-            if self.failpoint == "checkpoint-partial" and changelogs.pending() and changelogs.checkpoint_seq >= 1:
-                await self._die_mid_checkpoint(generation)
+        async with self._one_at_a_time:
             last = self.changelog_last
-            held = await changelogs.produce_pending_sliced(changelog_out.produce, generation)
+            async with self.lock:
+                generation = app.consumer_generation_id  # the epoch its changelog writes carry
+                # A worker frozen past its session is checked even with nothing to write: its
+                # tables may be behind what its partitions' new owner wrote meanwhile, and the
+                # fence makes it read them whole again
+                if (changelogs.pending() or self.loop_watch.paused_recently()) and await self._fenced():
+                    return
+                if (self.failpoint == "checkpoint-partial" and changelogs.pending()
+                        and changelogs.checkpoint_seq >= 1):
+                    await self._die_mid_checkpoint(generation)
+                held = await changelogs.produce_pending_sliced(changelog_out.produce, generation)
             await asyncio.gather(self.outputs.flush(), changelog_out.flush())
             if held:
                 changelogs.produce_last(last.produce, held)
@@ -137,9 +144,10 @@ class Checkpoint:
                 # every record is on the broker: end the checkpoint (streams.checkpoints), unless
                 # this worker froze meanwhile and lost its partitions; then it stays unended and
                 # no reader applies it
-                if await self._fenced():
-                    return
-                changelogs.end_checkpoint(last.produce)
+                async with self.lock:
+                    if await self._fenced():
+                        return
+                    changelogs.end_checkpoint(last.produce)
                 await last.flush()
             changelogs.persist_offsets()
             self.freezer.freeze_survivors()

@@ -10,10 +10,11 @@ the checkpoint, the merge and the agent, timers and pages, and returns them in o
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any
 
-from agents.outputs import BrokerProbe, OutputProducer
+from agents.outputs import BrokerProbe, LogEnds, OutputProducer
 from agents.pipeline import Pipeline
 from agents.process_events import EventProcessor
 from agents.report_health import report_health
@@ -33,7 +34,8 @@ from schemas.codec import Codec
 from streams import topics as T
 from streams.app import Topics, build_app, declare_topics
 from streams.auth import check_secret
-from streams.faust_internals import WardenApp, route_batches, route_changelogs
+from streams.faust_internals import WardenApp, group_join_begun, route_batches, route_changelogs
+from streams.observability import STARTUP_PHASE
 from streams.settings import Settings
 from streams.table_setup import declare_tables, open_local_stores
 from streams.table_stores import Changelogs
@@ -123,7 +125,8 @@ HEALTH_INTERVAL_S = 2.0  # lag, restore progress, ready and live: refreshed this
 def _register(worker: Worker) -> None:
     """The worker's agent, timer, background tasks and pages, on its app."""
     app, settings, processor = worker.app, worker.settings, worker.processor
-    route_batches(app, worker.topics.inputs.topics, processor.process_batch, processor.merge.wanted)
+    route_batches(app, worker.topics.inputs.topics, processor.process_batch, processor.merge.wanted,
+                  LogEnds(settings.kafka_bootstrap_servers, settings.kafka_client_config()))
 
     async def process_events(stream: Any) -> None:
         await processor.process_events(stream)
@@ -149,9 +152,15 @@ def _register(worker: Worker) -> None:
             await topic.maybe_declare()
 
     async def open_stores() -> None:
-        opened = await open_local_stores(worker.changelogs, settings.partitions)
+        started = time.perf_counter()
+        opened, read = await open_local_stores(worker.changelogs, settings.partitions,
+                                               lambda: group_join_begun(app.consumer))
+        if read:
+            STARTUP_PHASE.labels("read_ahead").set(worker.changelogs.ahead_seconds)
         if opened:
-            log.info("opened %d local table databases before the assignment", opened)
+            log.info("opened %d local table databases and read %d values before the assignment (%.2f s after "
+                     "the start, reading %.2f s)", opened, read, time.perf_counter() - started,
+                     worker.changelogs.ahead_seconds)
 
     app.early_tasks = (open_stores,)  # while the group join waits on the broker
     for task in (declare_output_topics, worker.view.run, worker.broker.run, worker.loop_watch.run):

@@ -46,6 +46,7 @@ from streams.faust_internals.consumer import (
     committed_offset,
     fetch_position,
     fetch_state,
+    group_join_begun,
     membership_lost,
 )
 from streams.faust_internals.stores import (
@@ -53,6 +54,7 @@ from streams.faust_internals.stores import (
     current_event_set,
     end_recovery,
     key_partitions,
+    local_partitions,
     new_changelog_topic,
     open_local_partitions,
     recover_from_the_start,
@@ -77,7 +79,9 @@ __all__ = [
     "end_recovery",
     "fetch_position",
     "fetch_state",
+    "group_join_begun",
     "key_partitions",
+    "local_partitions",
     "membership_lost",
     "new_changelog_topic",
     "open_local_partitions",

@@ -13,6 +13,9 @@ from faust.types import TP
 
 from streams.faust_internals.consumer import BatchConsumer, BatchHandler
 
+# ((topic, partition)s, timeout in s) -> their log ends
+LogEndsAsk = Callable[[list[tuple[str, int]], float], Awaitable[Mapping[tuple[str, int], int]]]
+
 
 class CheckpointProducer(KafkaProducer):
     """Faust's producer, whose flush (awaited before every offset commit, on revocation and
@@ -32,11 +35,13 @@ class BatchTransport(KafkaTransport):
 
 
 def route_batches(app: Any, topics: Collection[str], handler: BatchHandler,
-                  wanted: Mapping[Any, tuple[str, int]] | None = None) -> None:
+                  wanted: Mapping[Any, tuple[str, int]] | None = None, log_ends: LogEndsAsk | None = None) -> None:
     """Deliver the records of `topics` to `handler` in batches (see the module's doc); the
-    (topic, partition)s among `wanted`'s values, kept by the handler, first."""
+    (topic, partition)s among `wanted`'s values, kept by the handler, first. `log_ends`
+    asks the brokers for the log ends the handler is given (default: through the consumer)."""
     app.batch_route = (frozenset(topics), handler)
     app.batch_wanted = wanted if wanted is not None else {}
+    app.batch_log_ends = log_ends
 
 
 def route_changelogs(app: Any, apply: Callable[[Any, TP, list[Any]], bool]) -> None:

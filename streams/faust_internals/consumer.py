@@ -324,9 +324,15 @@ class BatchConsumer(KafkaConsumer):
         ahead of earlier ones of another topic already on the broker. Empty when the
         broker does not answer: the merge then waits."""
         started = time.monotonic()
+        timeout = self.app.conf.broker_request_timeout
+        ask = getattr(self.app, "batch_log_ends", None)
         try:
+            if ask is not None:  # on a connection of its own (agents.outputs.LogEnds)
+                answered = await asyncio.wait_for(ask([(t, p) for t in topics for p in partitions], timeout),
+                                                  timeout=timeout)
+                return {TP(t, p): end for (t, p), end in answered.items()}
             ends = await asyncio.wait_for(self.highwaters(*(TP(t, p) for t in topics for p in partitions)),
-                                          timeout=self.app.conf.broker_request_timeout)
+                                          timeout=timeout)
         except Exception as exc:  # the broker is away: nothing known, nothing released past an empty topic
             log.warning("the log ends of partitions %s are not known (%r after %.1f s): records wait",
                         sorted(partitions), exc, time.monotonic() - started)
@@ -366,6 +372,16 @@ def membership_lost(consumer: Any) -> bool:
     if coordinator is None:
         return False
     return not coordinator.member_id or coordinator.generation < 0
+
+
+def group_join_begun(consumer: Any) -> bool:
+    """Whether the consumer has subscribed and its group coordinator is at work: from then
+    on the worker waits on the broker (the join's holds) until its partitions are assigned."""
+    try:
+        inner = consumer._thread._ensure_consumer()
+    except Exception:  # the consumer's thread has not started yet
+        return False
+    return inner._coordinator is not None and inner._subscription.subscription is not None
 
 
 def committed_offset(consumer: Any, tp: TP) -> int | None:

@@ -33,6 +33,11 @@ def rocksdb_items(store: Any, partitions: set[int] | None) -> Iterator[tuple[byt
         yield from store._visible_items(db)
 
 
+def local_partitions(store: Any) -> list[int]:
+    """The partitions whose RocksDB database `store` has open."""
+    return sorted(store._dbs)
+
+
 def rocksdb_write(store: Any, partition: int, batch: Any) -> None:
     """Write a rocksdict WriteBatch to the database of `partition`."""
     store._db_for_partition(partition).write(batch)

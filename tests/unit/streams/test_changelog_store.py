@@ -363,3 +363,61 @@ def test_a_later_owners_marker_drops_an_earlier_owners_unended_checkpoint() -> N
     released = staging.arrive(clocks, [Rec2(0, b"\x00checkpoint:4", b"1", 4, 1)])
     assert [(tp.topic, [r.offset for r in rs]) for tp, rs in released] == [("orders-changelog", [1])]
     assert staging.dropped == 1 and staging.waiting == {1: []}
+
+
+class Restored:
+    def __init__(self, key: bytes, value: bytes | None) -> None:
+        self.key, self.value = key, value
+
+
+def test_a_restart_reads_the_tables_ahead_and_keeps_them_up_with_the_recovery() -> None:
+    import asyncio
+
+    from streams.table_setup import bind_fast
+    from tables.engine import Stores
+
+    logs, a, b = stores()
+    dbs = a.table.data._dbs
+    dbs[0] = FakeDB({f"k{i}".encode(): f"[{i}]".encode() for i in range(5_000)})
+    dbs[1] = FakeDB({b"j": b"[1]", b"gone": b"[2]"})
+    dbs[3] = FakeDB({b"elsewhere": b"[3]"})  # assigned to another worker, as it turns out
+    read = asyncio.run(logs.read_ahead())
+    assert read == 5_003 and sorted(a.ahead) == [0, 1, 3] and b.ahead == {}
+    # the recovery then writes the changelog's tail to the databases, and to what was read
+    table = a.table
+    logs.restored(table, 1, [Restored(b"j", b"[7]"), Restored(b"gone", None), Restored(b"new", b"[8]")])
+    dbs[1] = FakeDB({b"j": b"[7]", b"new": b"[8]"})
+    dbs[0][b"k1"] = b"[99]"
+    logs.restored(table, 0, None)  # records not known here: partition 0 is read again
+    stores_ = Stores(orders=a, sellers=b)  # type: ignore[arg-type]
+    bind_fast(stores_, logs, {0, 1})
+    got = dict(stores_.orders)
+    assert got["j"] == [7] and got["new"] == [8] and "gone" not in got and "elsewhere" not in got
+    assert got["k1"] == [99] and len(got) == 5_002
+    assert a.ahead == {} and logs.pending() == 0  # what was read ahead is not a change
+
+
+def test_the_read_ahead_stops_once_the_tables_are_bound_and_a_partition_written_meanwhile_is_read_again() -> None:
+    import asyncio
+
+    from streams.table_setup import bind_fast
+    from tables.engine import Stores
+
+    logs, a, _ = stores()
+    dbs = a.table.data._dbs
+    dbs[0] = FakeDB({f"k{i}".encode(): b"[0]" for i in range(4_000)})
+    dbs[1] = FakeDB({f"j{i}".encode(): b"[1]" for i in range(4_000)})
+
+    async def scenario() -> None:
+        reading = asyncio.ensure_future(a.read_ahead([0, 1], slice_s=0.0))
+        await asyncio.sleep(0)  # partition 0 is being read: the recovery writes it meanwhile
+        logs.restored(a.table, 0, [Restored(b"k0", b"[5]")])
+        dbs[0][b"k0"] = b"[5]"
+        while 0 in a._stale or a._reading == 0:
+            await asyncio.sleep(0)
+        assert 0 not in a.ahead  # dropped: read again when bound
+        bind_fast(Stores(orders=a), logs, {0, 1})  # type: ignore[arg-type]
+        assert await reading < 8_000  # it stopped: the tables are bound
+
+    asyncio.run(scenario())
+    assert a.cache is not None and a.cache["k0"] == [5] and len(a.cache) == 8_000

@@ -1,0 +1,79 @@
+"""The checkpoint holds the tables' lock only while it reads their changes: records go on
+while it waits for the broker; checkpoints run one at a time (unit: fakes, no broker)."""
+
+from __future__ import annotations
+
+import asyncio
+from types import SimpleNamespace
+from typing import Any
+
+from agents.runtime import Checkpoint
+
+
+class Changelogs:
+    def __init__(self, lock_of: Any) -> None:
+        self.lock_of = lock_of
+        self.changes = 1
+        self.unended: dict[int, Any] = {}
+        self.log: list[str] = []
+
+    def pending(self) -> int:
+        return self.changes
+
+    async def produce_pending_sliced(self, produce: Any, generation: int) -> list[Any]:
+        assert self.lock_of().locked()  # the tables are read under the lock
+        self.log.append("read")
+        await asyncio.sleep(0)
+        self.changes = 0
+        self.unended = {0: []}
+        return []
+
+    def end_checkpoint(self, produce: Any) -> int:
+        assert self.lock_of().locked()
+        self.log.append("ended")
+        self.unended = {}
+        return 1
+
+    def persist_offsets(self) -> None:
+        self.log.append("persisted")
+
+
+class Producer:
+    def __init__(self) -> None:
+        self.broker = asyncio.Event()  # set: the broker has answered
+        self.broker.set()
+
+    def produce(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    async def flush(self) -> None:
+        await self.broker.wait()
+
+
+def test_records_go_on_while_the_checkpoint_waits_for_the_broker_and_checkpoints_run_one_at_a_time() -> None:
+    async def scenario() -> None:
+        outputs, changelog, last = Producer(), Producer(), Producer()
+        checkpoint: Checkpoint
+        changelogs = Changelogs(lambda: checkpoint.lock)
+        watch = SimpleNamespace(paused_recently=lambda: False)
+        app = SimpleNamespace(consumer_generation_id=1, consumer=None)
+        checkpoint = Checkpoint(app, changelogs, outputs, changelog, last, watch)  # type: ignore[arg-type]
+        checkpoint.freezer = SimpleNamespace(freeze_survivors=lambda: None)  # type: ignore[assignment]
+        outputs.broker.clear()  # the broker is slow to answer
+        first = asyncio.ensure_future(checkpoint())
+        for _ in range(5):
+            await asyncio.sleep(0)
+        assert changelogs.log == ["read"]
+        # the checkpoint waits for the broker: a record paused midway takes the tables' lock
+        await asyncio.wait_for(checkpoint.lock.acquire(), 1)
+        changelogs.changes = 1  # the record's changes, for the next checkpoint
+        second = asyncio.ensure_future(checkpoint())
+        checkpoint.lock.release()
+        for _ in range(5):
+            await asyncio.sleep(0)
+        assert changelogs.log == ["read"]  # the second waits for the first to end
+        outputs.broker.set()
+        await asyncio.wait_for(asyncio.gather(first, second), 1)
+        assert changelogs.log == ["read", "ended", "persisted", "read", "ended", "persisted"]
+
+    asyncio.run(scenario())
