@@ -258,7 +258,7 @@ def section_latency(ctx: Context, report: Any) -> None:
                        f"CPU while sending: worker {worker_cpu:.2f}"
                        + (f", broker {broker_cpu:.2f}" if ctx.broker_pid else "") + " cores")
             report.add("e", f"latency at {label} load: event-loop lag p99", round(lag[0] * 1000, 1), "ms",
-                       "target <= 20")
+                       f"{watch.over_20ms:.1%} of wake-ups later than 20 ms; target <= 20")
             report.add("e", f"latency at {label} load: event-loop lag max", round(lag[1] * 1000, 1), "ms",
                        f"target <= 100; {lag[2]:,} samples")
             if missing > len(pub) * 0.01 + 1:

@@ -104,7 +104,7 @@ def section_startup(ctx: Context, report: Any) -> None:
     state = ctx.expected.state if ctx.expected else {}
     report.add("f", "recovery: kill -9 -> replacement ready", ready, "s",
                f"{ctx.plan.store} store; tables of {len(ctx.data or []):,} events")
-    for phase in ("join", "restore", "tables", "timers"):
+    for phase in ("join", "read_ahead", "restore", "tables", "timers"):
         value = phases.get(f'{{phase="{phase}"}}')
         if value is not None:
             report.add("f", f"recovery phase: {phase}", round(value, 2), "s", PHASES[phase])
@@ -122,8 +122,9 @@ def section_startup(ctx: Context, report: Any) -> None:
 
 PHASES = {
     "join": "replacement's process start -> partitions assigned (the broker's holds included)",
+    "read_ahead": "the local stores read into memory while the join waits (within join)",
     "restore": "assigned -> the tables' changelog tails read",
-    "tables": "the stores read into memory",
+    "tables": "the stores bound after the assignment (what was not read ahead read then)",
     "timers": "the deadline heaps rebuilt",
 }
 

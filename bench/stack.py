@@ -302,6 +302,7 @@ class LoopLag:
         self.workers = workers
         self.before = self._buckets()
         self.peak = 0.0
+        self.over_20ms = float("nan")
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
         self._thread.start()
@@ -329,6 +330,8 @@ class LoopLag:
         total = delta[-1][1] if delta else 0.0
         if total <= 0:
             return float("nan"), float("nan"), 0
+        within = next((cumulative for le, cumulative in delta if le == 0.02), total)
+        self.over_20ms = 1 - within / total  # the share of wake-ups later than 20 ms
         p99 = next(le for le, cumulative in delta if cumulative >= 0.99 * total)
         top = next(le for le, cumulative in delta if cumulative >= total)
         below = max([le for le, _ in delta if le < top], default=0.0)
