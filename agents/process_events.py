@@ -35,6 +35,10 @@ REPUBLISH_HORIZON_S = 600.0  # far beyond the commit interval (WARDEN_COMMIT_INT
 log = logging.getLogger("warden")
 
 
+class RecordAbandoned(Exception):
+    """A record paused midway can not be finished: the tables under it were dropped."""
+
+
 class EventProcessor:
     """Handles each fetch's records of the input topics (streams.faust_internals): data
     records through the merge, in timestamp order per partition, then the partitions'
@@ -188,6 +192,8 @@ class EventProcessor:
                     if not await self._turn(generation):
                         return
                     turn_at = clock() + SLICE_S
+        except RecordAbandoned:
+            log.warning("a record paused midway was abandoned: this worker was fenced meanwhile")
         finally:
             self._end_record()
             self.pipeline.export_counts()
@@ -202,11 +208,18 @@ class EventProcessor:
         taken for the rest of the record (a commit waits for the record's end); if a
         checkpoint is reading the tables' changes, the record waits until it has read them
         (tens of ms), the loop free meanwhile (running through would block the loop for as
-        long as the record takes: over a second for a day's deadlines at 1M events). The record is finished whatever
-        happens meanwhile (a rebalance waits for the checkpoint, so for it). Returns when
-        the next turn is due."""
+        long as the record takes: over a second for a day's deadlines at 1M events). The
+        record is finished whatever happens meanwhile (a rebalance waits for the checkpoint,
+        so for it), unless the checkpoint it waited for found this worker fenced and dropped
+        its tables: then the record is abandoned, nothing of it published or acknowledged
+        (RecordAbandoned), to be read again by its partition's owner. Returns when the next
+        turn is due."""
         if not self._holding:
-            await self.checkpoint.lock.acquire()  # free: a turn; else after the checkpoint
+            checkpoint = self.checkpoint
+            await checkpoint.lock.acquire()  # free: a turn; else after the checkpoint's reading
+            if checkpoint.fenced_generation == self.app.consumer_generation_id:
+                checkpoint.lock.release()
+                raise RecordAbandoned
             self._holding = True
         await asyncio.sleep(0)
         self.changelogs.at(partition)

@@ -77,3 +77,33 @@ def test_records_go_on_while_the_checkpoint_waits_for_the_broker_and_checkpoints
         assert changelogs.log == ["read", "ended", "persisted", "read", "ended", "persisted"]
 
     asyncio.run(scenario())
+
+
+def test_a_record_that_waited_for_a_checkpoint_which_fenced_the_worker_is_abandoned() -> None:
+    import pytest
+
+    from agents.process_events import EventProcessor, RecordAbandoned
+
+    async def scenario() -> None:
+        app = SimpleNamespace(consumer_generation_id=3)
+        checkpoint = SimpleNamespace(lock=asyncio.Lock(), fenced_generation=None)
+        reading = SimpleNamespace(has_unread=lambda *a: False, fetched=lambda *a: None, stalled=lambda *a: "")
+        processor = EventProcessor(app, None, SimpleNamespace(guarded=()), SimpleNamespace(at=lambda p: None),  # type: ignore[arg-type]
+                                   checkpoint, None, reading, lambda out: None, "ticks", 30.0)  # type: ignore[arg-type]
+        # a record paused midway takes the lock when it is free, and holds it to its end
+        await processor._turn_in_record(0)
+        assert checkpoint.lock.locked()
+        processor._end_record()
+        assert not checkpoint.lock.locked()
+        # a checkpoint holds it, finds the worker fenced and drops the tables: the record
+        # waiting for it must not go on over the emptied tables
+        await checkpoint.lock.acquire()
+        waiting = asyncio.ensure_future(processor._turn_in_record(0))
+        await asyncio.sleep(0)
+        checkpoint.fenced_generation = 3
+        checkpoint.lock.release()
+        with pytest.raises(RecordAbandoned):
+            await waiting
+        assert not checkpoint.lock.locked()
+
+    asyncio.run(scenario())
