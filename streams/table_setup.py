@@ -43,8 +43,8 @@ async def open_local_stores(changelogs: Changelogs, partitions: int,
         await asyncio.sleep(0)
     if not opened:
         return 0, 0
-    # read while the app starts, the reading's turns slow every step of the start: 3.5 s
-    # more to the join at 1M events
+    # not while the app still starts: each of its steps waits for a turn of the loop
+    # between the reading's slices (read from the start, the join came 3.5 s later at 1M events)
     waited = 0.0
     while not joining() and waited < 30.0:
         await asyncio.sleep(0.02)
