@@ -42,9 +42,6 @@ class TimestampMerge(Generic[Item]):
         self.received: dict[tuple[str, int], int] = {}
         # partition -> (since, topic, fetched, said): waiting for that topic since then
         self.blocked_since: dict[int, tuple[float, str, Any, bool]] = {}
-        # partition -> the (topic, partition) it waits for now: the consumer hands over
-        # its fetched records first (streams.faust_internals.fetched_in_turn)
-        self.wanted: dict[int, tuple[str, int]] = {}
 
     def offer(self, topic: str, partition: int, offset: int, timestamp: int, item: Item) -> None:
         queues = self.queues.setdefault(partition, {})
@@ -89,7 +86,6 @@ class TimestampMerge(Generic[Item]):
             if topic in read_up or queues.get(topic):
                 continue
             if self.has_unread(topic, partition, self.received.get((topic, partition))):
-                self.wanted[partition] = (topic, partition)
                 now = self.clock()
                 position = self.fetched(topic, partition)
                 blocked = self.blocked_since.get(partition)
@@ -102,12 +98,16 @@ class TimestampMerge(Generic[Item]):
                         log.warning("partition %d: waiting %.0f s for %s (unread records, no fetch progress; %s)",
                                     partition, now - blocked[0], topic, self.stalled(topic, partition))
                     return True
-                self.wanted.pop(partition, None)
                 return False  # no progress for long enough: go on without it, as Kafka Streams does
             read_up.add(topic)
         self.blocked_since.pop(partition, None)
-        self.wanted.pop(partition, None)
         return False
+
+    def waiting_for(self) -> tuple[tuple[str, int], ...]:
+        """The (topic, partition)s the partitions' releases wait for now: the consumer hands
+        their fetched records over first (streams.faust_internals.fetched_in_turn). Safe to
+        call from the consumer's thread (the dict is copied in one step)."""
+        return tuple((blocked[1], partition) for partition, blocked in tuple(self.blocked_since.items()))
 
     def forget(self, partitions: set[int] | None = None) -> list[Item]:
         """Drop buffered records (partitions revoked); they were not acked, so they are
@@ -118,6 +118,5 @@ class TimestampMerge(Generic[Item]):
                 for q in self.queues.pop(p).values():
                     dropped.extend(item for _, _, item in q)
                 self.blocked_since.pop(p, None)
-                self.wanted.pop(p, None)
         self.received = {k: v for k, v in self.received.items() if partitions is not None and k[1] not in partitions}
         return dropped

@@ -125,7 +125,7 @@ HEALTH_INTERVAL_S = 2.0  # lag, restore progress, ready and live: refreshed this
 def _register(worker: Worker) -> None:
     """The worker's agent, timer, background tasks and pages, on its app."""
     app, settings, processor = worker.app, worker.settings, worker.processor
-    route_batches(app, worker.topics.inputs.topics, processor.process_batch, processor.merge.wanted,
+    route_batches(app, worker.topics.inputs.topics, processor.process_batch, processor.merge.waiting_for,
                   LogEnds(settings.kafka_bootstrap_servers, settings.kafka_client_config()))
 
     async def process_events(stream: Any) -> None:

@@ -103,6 +103,10 @@ class ChangelogStore(MutableMapping[str, Any]):
                 self._data = store
         return self._data
 
+    def _loads(self) -> tuple[Callable[[bytes], Any], Callable[[bytes], Any]]:
+        """The table's key and value decodings."""
+        return codec_loads(self.table.key_serializer), codec_loads(self.table.value_serializer)
+
     def fast(self, active: set[int] | None = None) -> MutableMapping[str, Any]:
         """What the core should read and write: a DirtyDict (dict-speed reads). For the
         memory store, its own dict. For a persistent store (RocksDB), every value of the
@@ -114,8 +118,7 @@ class ChangelogStore(MutableMapping[str, Any]):
             return data
         self.cache = cache = DirtyDict((), self.changelogs, self.dirty)
         ahead, self.ahead = self.ahead, {}
-        load_key = codec_loads(self.table.key_serializer)
-        load_value = codec_loads(self.table.value_serializer)
+        load_key, load_value = self._loads()
         fill = dict.__setitem__
         for partition in local_partitions(data) if active is None else sorted(active):
             values = ahead.get(partition)
@@ -137,8 +140,7 @@ class ChangelogStore(MutableMapping[str, Any]):
         data = self.table.data
         if isinstance(data, MemoryStore):
             return 0
-        load_key = codec_loads(self.table.key_serializer)
-        load_value = codec_loads(self.table.value_serializer)
+        load_key, load_value = self._loads()
         count = 0
         clock = time.perf_counter
         turn_at = clock() + slice_s
@@ -176,8 +178,7 @@ class ChangelogStore(MutableMapping[str, Any]):
         if records is None:
             del self.ahead[partition]
             return
-        load_key = codec_loads(self.table.key_serializer)
-        load_value = codec_loads(self.table.value_serializer)
+        load_key, load_value = self._loads()
         for r in records:
             key = load_key(r.key)
             if r.value is None:

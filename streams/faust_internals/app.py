@@ -35,12 +35,13 @@ class BatchTransport(KafkaTransport):
 
 
 def route_batches(app: Any, topics: Collection[str], handler: BatchHandler,
-                  wanted: Mapping[Any, tuple[str, int]] | None = None, log_ends: LogEndsAsk | None = None) -> None:
+                  wanted: Callable[[], tuple[tuple[str, int], ...]] | None = None,
+                  log_ends: LogEndsAsk | None = None) -> None:
     """Deliver the records of `topics` to `handler` in batches (see the module's doc); the
-    (topic, partition)s among `wanted`'s values, kept by the handler, first. `log_ends`
+    (topic, partition)s `wanted()` names (the handler waits for them) first. `log_ends`
     asks the brokers for the log ends the handler is given (default: through the consumer)."""
     app.batch_route = (frozenset(topics), handler)
-    app.batch_wanted = wanted if wanted is not None else {}
+    app.batch_wanted = wanted
     app.batch_log_ends = log_ends
 
 

@@ -60,7 +60,8 @@ class FairConsumerThread(AIOKafkaConsumerThread):
         fetcher = consumer._fetcher
         if consumer._closed or fetcher._closed:
             raise ConsumerStoppedError()
-        wanted = tuple(getattr(self.consumer.app, "batch_wanted", {}).values())
+        wanted_now = getattr(self.consumer.app, "batch_wanted", None)
+        wanted = wanted_now() if wanted_now is not None else ()
         with fetcher._subscriptions.fetch_context():
             return await fetched_in_turn(fetcher, active_partitions, timeout or 0.0, max_records or 5_000, wanted)
 
@@ -79,7 +80,7 @@ async def fetched_in_turn(fetcher: Any, partitions: Any, timeout: float, max_rec
         budget = max_records
         first = [tp for tp in held if tp in wanted] if wanted else []
         share = max(100, max_records // 8)
-        for tp in first + [tp for tp in held if tp not in first]:
+        for tp in first + [tp for tp in held if tp not in first] if first else list(held):
             if partitions and tp not in partitions:
                 if not subscriptions.is_assigned(tp):
                     del held[tp]

@@ -35,3 +35,14 @@ def test_forget_drops_buffered_records() -> None:
     m.offer("orders", 0, 0, 1, "a")
     m.offer("orders", 1, 0, 1, "b")
     assert sorted(m.forget()) == ["a", "b"] and m.buffered() == 0
+
+
+def test_it_names_the_topic_each_partition_waits_for_until_it_comes() -> None:
+    unread = {"scans": True}
+    m: TimestampMerge[str] = TimestampMerge(("orders", "scans"), lambda t, p, last: unread.get(t, False),
+                                            clock=lambda: 0.0)
+    m.offer("orders", 2, 0, 100, "o1")
+    assert m.release(2) == [] and m.waiting_for() == (("scans", 2),)
+    m.offer("scans", 2, 0, 50, "s1")
+    unread["scans"] = False
+    assert m.release(2) == ["s1", "o1"] and m.waiting_for() == ()
