@@ -8,6 +8,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from confluent_kafka import Consumer, TopicPartition
@@ -148,6 +149,14 @@ class Probe:
         return ([(ts - sent) * 1000 for sent, ts, _ in answers],
                 [(received - sent) * 1000 for sent, _, received in answers], wanted - len(answers))
 
+    def write_answers(self, path: Path, since: float) -> None:
+        """Each probe sent after `since` as a line: sent, published, received (epoch
+        seconds); for reading where a tail comes from (together, or spread out)."""
+        with open(path, "w") as fh:
+            fh.write("sent\tpublished\treceived\n")
+            for sent, published, received in sorted(a for a in self.answered() if a[0] >= since):
+                fh.write(f"{sent:.4f}\t{published:.4f}\t{received:.4f}\n")
+
     def wait_answered(self, since: float, timeout_s: float, waiting: Callable[[int], None]) -> None:
         """Wait up to `timeout_s` until every probe sent after `since` has its output (a slow
         answer is not a lost one), calling `waiting(missing)` while some are missing."""
@@ -202,6 +211,7 @@ def floor_latencies(ctx: Context, report: Any, loads: tuple[float, ...]) -> dict
             probe.send(rate, ctx.plan.latency_seconds)
             probe.wait_answered(since, 30.0, lambda missing: None)
             pub, _, missing = probe.latencies(since)
+            probe.write_answers(ctx.workdir / f"floor-{int(load * 100)}.tsv", since)
             p99s[load] = percentile(pub, 0.99)
             report.add("e", f"floor at {int(load * 100)}% load: p50 / p99", f"{percentile(pub, 0.5):.1f} / "
                        f"{p99s[load]:.1f}", "ms", f"raw consume -> produce pass-through, {len(pub):,} probes; "
@@ -247,6 +257,7 @@ def section_latency(ctx: Context, report: Any) -> None:
             pub, _, missing = probe.latencies(since)
             working = still_working(ctx.worker) if missing else False
             label = f"{int(load * 100)}%"
+            probe.write_answers(ctx.workdir / f"latency-{int(load * 100)}.tsv", since)
             p50, p99, p999 = (percentile(pub, q) for q in (0.5, 0.99, 0.999))
             ctx.figures[f"p99_{label}"] = p99
             report.add("e", f"latency at {label} load ({rate:,.0f}/s): p50", p50, "ms",
