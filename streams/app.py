@@ -20,7 +20,7 @@ from typing import Any
 import faust
 
 from streams import topics as T
-from streams.faust_internals import QuickTableManager, WardenApp, use_fetch_max_wait
+from streams.faust_internals import QuickTableManager, WardenApp, use_fetch_max_wait, use_quick_commit_offsets
 from streams.settings import Settings
 
 
@@ -76,6 +76,7 @@ def app_options(settings: Settings) -> dict[str, Any]:
 def build_app(settings: Settings) -> WardenApp:
     """The worker's Faust app (no connection is made until it starts)."""
     use_fetch_max_wait(settings.fetch_max_wait_ms)
+    use_quick_commit_offsets()
     return WardenApp(settings.consumer_group, **app_options(settings))
 
 

@@ -48,6 +48,7 @@ from streams.faust_internals.consumer import (
     fetch_state,
     group_join_begun,
     membership_lost,
+    use_quick_commit_offsets,
 )
 from streams.faust_internals.stores import (
     codec_loads,
@@ -92,4 +93,5 @@ __all__ = [
     "route_changelogs",
     "set_current_partition",
     "use_fetch_max_wait",
+    "use_quick_commit_offsets",
 ]

@@ -105,6 +105,9 @@ def test_the_module_level_names_relied_on() -> None:
     codec = codecs.get_codec("json")
     assert hasattr(codec, "_loads") and hasattr(codec, "nodes")
     assert HeartbeatRequest("group", 1, "member") is not None  # (group_id, generation, member_id)
+    # the commit's scan of acknowledged offsets, replaced by use_quick_commit_offsets
+    assert callable(faust_consumer.consecutive_numbers)
+    assert "next(consecutive_numbers(acked))" in inspect.getsource(faust_consumer.Consumer._new_offset)
 
 
 def test_aiokafkas_partition_state_reads_relied_on() -> None:
