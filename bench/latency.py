@@ -45,8 +45,16 @@ class Probe:
         self.received: list[tuple[bytes, bytes, float, float]] = []  # key, value, record ts, receive time
         # A probe's order is answered by a SellerMetrics as of its time only if that time is
         # its partition's newest: every probe of a run (in (e), then (f)) goes on from the
-        # last one's time and number, never back to the wall clock or to ids already used
-        self.next_time = max(int(time.time() * 1000), ctx.data.end_ms if ctx.data else 0, ctx.probe_next[0]) + 1
+        # last one's time and number, never back to ids already used. The first goes on
+        # from the data set's last event, not from the wall clock: the data set ends about a
+        # day and a half before it was built (it is cut at its number of events), and a
+        # first probe at the wall clock moved the stream's time on by that much at once. A
+        # day and a half of deadlines then fired in one record (4.5 s of handling), and the
+        # checkpoint of their changes (260,000 changelog records, 3.7 s) kept the broker
+        # answering the worker 150-300 ms late: the first seconds of (e) measured that
+        # burst, not the load. A live stream's time moves with its events.
+        start = ctx.data.end_ms if ctx.data else int(time.time() * 1000)
+        self.next_time = max(start, ctx.probe_next[0]) + 1
         self._stop = threading.Event()
         self._consumer_thread: threading.Thread | None = None
         self.seq = ctx.probe_next[1]
@@ -208,14 +216,19 @@ def floor_latencies(ctx: Context, report: Any, loads: tuple[float, ...]) -> dict
             rate = ctx.figures["c"] * load
             ctx.progress(f"(e) floor: pass-through at {load:.0%} of (c), {rate:,.0f} events/s")
             since = time.time()
+            cpu0 = (cpu_seconds(proc.pid), cpu_seconds(ctx.broker_pid), time.monotonic())
             probe.send(rate, ctx.plan.latency_seconds)
+            seconds = time.monotonic() - cpu0[2]
+            floor_cpu = (cpu_seconds(proc.pid) - cpu0[0]) / seconds
+            broker_cpu = (cpu_seconds(ctx.broker_pid) - cpu0[1]) / seconds
             probe.wait_answered(since, 30.0, lambda missing: None)
             pub, _, missing = probe.latencies(since)
             probe.write_answers(ctx.workdir / f"floor-{int(load * 100)}.tsv", since)
             p99s[load] = percentile(pub, 0.99)
             report.add("e", f"floor at {int(load * 100)}% load: p50 / p99", f"{percentile(pub, 0.5):.1f} / "
                        f"{p99s[load]:.1f}", "ms", f"raw consume -> produce pass-through, {len(pub):,} probes; "
-                       f"{missing} without output")
+                       f"{missing} without output; CPU while sending: pass-through {floor_cpu:.2f}"
+                       + (f", broker {broker_cpu:.2f}" if ctx.broker_pid else "") + " cores")
     finally:
         probe.stop_consumer()
         stop(proc, timeout=5)
