@@ -216,12 +216,11 @@ class EventProcessor:
         checkpoint is reading the tables' changes, the record waits until it has read them
         (tens of ms; seconds after a burst of deadlines), the loop free meanwhile (running
         through would block the loop for as long as the record takes: over a second for a
-        day's deadlines at 1M events). The
-        record is finished whatever happens meanwhile (a rebalance waits for the checkpoint,
-        so for it), unless the checkpoint it waited for found this worker fenced and dropped
-        its tables: then the record is abandoned, nothing of it published or acknowledged
-        (RecordAbandoned), to be read again by its partition's owner. Returns when the next
-        turn is due."""
+        day's deadlines at 1M events). The record is finished whatever happens meanwhile (a
+        rebalance waits for the checkpoint, so for it), unless the checkpoint it waited for
+        found this worker fenced and dropped its tables: then the record is abandoned,
+        nothing of it published or acknowledged (RecordAbandoned), to be read again by its
+        partition's owner. Returns when the next turn is due."""
         if not self._holding:
             checkpoint = self.checkpoint
             await checkpoint.lock.acquire()  # free: a turn; else after the checkpoint's reading
