@@ -18,8 +18,8 @@ from bench.stack import (
     ROOT,
     BenchFailure,
     Context,
+    CpuShare,
     LoopLag,
-    cpu_seconds,
     percentile,
     still_working,
 )
@@ -216,11 +216,9 @@ def floor_latencies(ctx: Context, report: Any, loads: tuple[float, ...]) -> dict
             rate = ctx.figures["c"] * load
             ctx.progress(f"(e) floor: pass-through at {load:.0%} of (c), {rate:,.0f} events/s")
             since = time.time()
-            cpu0 = (cpu_seconds(proc.pid), cpu_seconds(ctx.broker_pid), time.monotonic())
+            cpu = CpuShare(proc.pid, ctx.broker_pid)
             probe.send(rate, ctx.plan.latency_seconds)
-            seconds = time.monotonic() - cpu0[2]
-            floor_cpu = (cpu_seconds(proc.pid) - cpu0[0]) / seconds
-            broker_cpu = (cpu_seconds(ctx.broker_pid) - cpu0[1]) / seconds
+            floor_cpu, broker_cpu = cpu.stop()
             probe.wait_answered(since, 30.0, lambda missing: None)
             pub, _, missing = probe.latencies(since)
             probe.write_answers(ctx.workdir / f"floor-{int(load * 100)}.tsv", since)
@@ -254,15 +252,13 @@ def section_latency(ctx: Context, report: Any) -> None:
             ctx.progress(f"(e) latency at {load:.0%} of (c): {rate:,.0f} events/s for {ctx.plan.latency_seconds:.0f} s")
             since = time.time()
             worker_pid = ctx.worker.proc.pid if ctx.worker.proc else None
-            cpu0 = (cpu_seconds(worker_pid), cpu_seconds(ctx.broker_pid), time.monotonic())
+            cpu = CpuShare(worker_pid, ctx.broker_pid)
             watch = LoopLag([ctx.worker])
             try:
                 probe.send(rate, ctx.plan.latency_seconds)
             finally:
                 lag = watch.stop()
-            seconds = time.monotonic() - cpu0[2]
-            worker_cpu = (cpu_seconds(worker_pid) - cpu0[0]) / seconds
-            broker_cpu = (cpu_seconds(ctx.broker_pid) - cpu0[1]) / seconds
+            worker_cpu, broker_cpu = cpu.stop()
             def waiting(missing: int, load: float = load) -> None:
                 ctx.progress(f"(e) latency at {load:.0%}: waiting for {missing:,} answers")
 

@@ -363,6 +363,20 @@ def cpu_seconds(pid: int | None) -> float:
         return 0.0
 
 
+class CpuShare:
+    """The cores each of some processes used over a stretch: CPU seconds over wall seconds
+    (0 for a process not known)."""
+
+    def __init__(self, *pids: int | None) -> None:
+        self.pids = pids
+        self.before = [cpu_seconds(pid) for pid in pids]
+        self.started = time.monotonic()
+
+    def stop(self) -> list[float]:
+        seconds = max(time.monotonic() - self.started, 1e-9)
+        return [(cpu_seconds(pid) - before) / seconds for pid, before in zip(self.pids, self.before, strict=True)]
+
+
 def percentile(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
