@@ -154,7 +154,8 @@ def _register(worker: Worker) -> None:
     async def open_stores() -> None:
         started = time.perf_counter()
         opened, read = await open_local_stores(worker.changelogs, settings.partitions,
-                                               lambda: group_join_begun(app.consumer))
+                                               lambda: group_join_begun(app.consumer),
+                                               meanwhile=worker.engine.calendar.load)
         if read:
             STARTUP_PHASE.labels("read_ahead").set(worker.changelogs.ahead_seconds)
         if opened:

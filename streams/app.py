@@ -20,7 +20,14 @@ from typing import Any
 import faust
 
 from streams import topics as T
-from streams.faust_internals import QuickTableManager, WardenApp, use_fetch_max_wait, use_quick_commit_offsets
+from streams.faust_internals import (
+    QuickTableManager,
+    WardenApp,
+    use_fetch_max_wait,
+    use_join_marker,
+    use_no_scan_marks,
+    use_quick_commit_offsets,
+)
 from streams.settings import Settings
 
 
@@ -77,6 +84,8 @@ def build_app(settings: Settings) -> WardenApp:
     """The worker's Faust app (no connection is made until it starts)."""
     use_fetch_max_wait(settings.fetch_max_wait_ms)
     use_quick_commit_offsets()
+    use_join_marker()
+    use_no_scan_marks()
     return WardenApp(settings.consumer_group, **app_options(settings))
 
 

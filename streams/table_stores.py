@@ -236,11 +236,21 @@ class Changelogs:
         self.ahead_seconds = 0.0  # how long the read ahead took
         self._ahead_read: asyncio.Event | None = None
 
+    def begin_read_ahead(self) -> None:
+        """From now until read_ahead (or end_read_ahead) ends, the first batch waits for it."""
+        if not self.reading_ahead:
+            self.reading_ahead = True
+            self._ahead_read = asyncio.Event()
+
+    def end_read_ahead(self) -> None:
+        self.reading_ahead = False
+        if self._ahead_read is not None:
+            self._ahead_read.set()
+
     async def read_ahead(self) -> int:
         """Read every persistent store's local partitions ahead of the first assignment
         (ChangelogStore.read_ahead), one store after another. Returns the values read."""
-        self.reading_ahead = True
-        self._ahead_read = asyncio.Event()
+        self.begin_read_ahead()
         started = time.perf_counter()
         count = 0
         try:
@@ -250,9 +260,8 @@ class Changelogs:
                     return 0
                 count += await store.read_ahead(local_partitions(data))
         finally:
-            self.reading_ahead = False
             self.ahead_seconds = time.perf_counter() - started
-            self._ahead_read.set()
+            self.end_read_ahead()
         # Long-lived and acyclic: out of the collector's reach (gc.freeze), as the tables
         # are after every commit. Else the assignment's collections (Faust's RocksDB store
         # runs a full one per table on every rebalance) scan millions of them: 6 s at 1M events.

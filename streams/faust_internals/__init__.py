@@ -36,6 +36,7 @@ from streams.faust_internals.app import (
     route_batches,
     route_changelogs,
     use_fetch_max_wait,
+    use_no_scan_marks,
 )
 from streams.faust_internals.consumer import (
     Acks,
@@ -48,6 +49,7 @@ from streams.faust_internals.consumer import (
     fetch_state,
     group_join_begun,
     membership_lost,
+    use_join_marker,
     use_quick_commit_offsets,
 )
 from streams.faust_internals.stores import (
@@ -93,5 +95,7 @@ __all__ = [
     "route_changelogs",
     "set_current_partition",
     "use_fetch_max_wait",
+    "use_join_marker",
+    "use_no_scan_marks",
     "use_quick_commit_offsets",
 ]

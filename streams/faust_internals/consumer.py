@@ -4,12 +4,14 @@ offset order, none skipped; acks; the consumer's state as Warden reads it."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from aiokafka.consumer.fetcher import FetchError
+from aiokafka.consumer.group_coordinator import CoordinatorGroupRebalance
 from aiokafka.errors import ConsumerStoppedError
 from aiokafka.structs import TopicPartition as AIOKafkaTP
 from faust.transport import consumer as faust_consumer_module
@@ -146,6 +148,22 @@ def consecutive_runs(numbers: Iterable[int]) -> Iterator[Sequence[int]]:
             return
         yield run
         start = lo + 1
+
+
+JOIN_SENT_AT = "_warden_join_sent_at"  # set on aiokafka's group coordinator by use_join_marker
+
+
+def use_join_marker() -> None:
+    """aiokafka's group coordinator notes when it begins a JoinGroup (`group_join_begun`)."""
+    original = getattr(CoordinatorGroupRebalance.perform_group_join, "__wrapped__",
+                       CoordinatorGroupRebalance.perform_group_join)
+
+    @functools.wraps(original)
+    async def perform_group_join(self: Any) -> Any:
+        setattr(self._coordinator, JOIN_SENT_AT, time.monotonic())
+        return await original(self)
+
+    CoordinatorGroupRebalance.perform_group_join = perform_group_join  # type: ignore[method-assign]
 
 
 def use_quick_commit_offsets() -> None:
@@ -413,14 +431,21 @@ def membership_lost(consumer: Any) -> bool:
     return not coordinator.member_id or coordinator.generation < 0
 
 
-def group_join_begun(consumer: Any) -> bool:
-    """Whether the consumer has subscribed and its group coordinator is at work: from then
-    on the worker waits on the broker (the join's holds) until its partitions are assigned."""
+def group_join_begun(consumer: Any, settle_s: float = 0.05) -> bool:
+    """Whether the consumer has sent its JoinGroup (at least `settle_s` ago, use_join_marker):
+    from then on the worker waits on the broker (the join's holds) until its partitions
+    are assigned, and work done meanwhile delays nothing. Its coordinator's steps before
+    that (finding the coordinator, the JoinGroup itself) run in the consumer's thread: work
+    that holds the interpreter then puts the join behind it."""
     try:
         inner = consumer._thread._ensure_consumer()
     except Exception:  # the consumer's thread has not started yet
         return False
-    return inner._coordinator is not None and inner._subscription.subscription is not None
+    coordinator = inner._coordinator
+    if coordinator is None or inner._subscription.subscription is None:
+        return False
+    sent_at = getattr(coordinator, JOIN_SENT_AT, None)
+    return sent_at is not None and time.monotonic() - sent_at >= settle_s
 
 
 def committed_offset(consumer: Any, tp: TP) -> int | None:

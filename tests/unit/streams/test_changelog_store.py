@@ -421,3 +421,33 @@ def test_the_read_ahead_stops_once_the_tables_are_bound_and_a_partition_written_
 
     asyncio.run(scenario())
     assert a.cache is not None and a.cache["k0"] == [5] and len(a.cache) == 8_000
+
+
+def test_a_restart_opens_its_databases_only_once_the_join_is_sent_and_the_first_batch_waits_meanwhile(
+        tmp_path: Any) -> None:
+    import asyncio
+
+    from streams.table_setup import open_local_stores
+
+    logs, a, b = stores()
+    for store in (a, b):
+        data = store.table.data
+        data.partition_path = lambda p, name=store.table.changelog_topic.name: tmp_path / name / str(p)  # type: ignore[attr-defined]
+        for p in (0, 2):
+            (tmp_path / store.table.changelog_topic.name / str(p)).mkdir(parents=True)
+    seen: list[str] = []
+    asks = iter([False, False, True])
+
+    def joining() -> bool:
+        sent = next(asks, True)
+        seen.append(f"asked: open {sorted(a.table.data._dbs)}, waiting {logs.reading_ahead}, sent {sent}")
+        return sent
+
+    def meanwhile() -> None:
+        seen.append(f"meanwhile: open {sorted(a.table.data._dbs)}")
+
+    opened, read = asyncio.run(open_local_stores(logs, 4, joining, meanwhile))
+    assert seen == ["asked: open [], waiting True, sent False"] * 2 + [
+        "asked: open [], waiting True, sent True", "meanwhile: open []"]
+    assert (opened, read) == (4, 0) and sorted(a.table.data._dbs) == sorted(b.table.data._dbs) == [0, 2]
+    assert not logs.reading_ahead  # read: the first batch goes on

@@ -110,6 +110,29 @@ def test_the_module_level_names_relied_on() -> None:
     assert "next(consecutive_numbers(acked))" in inspect.getsource(faust_consumer.Consumer._new_offset)
 
 
+def test_the_join_marker_wraps_aiokafkas_group_join_once() -> None:
+    from aiokafka.consumer.group_coordinator import CoordinatorGroupRebalance
+
+    from streams.faust_internals import use_join_marker
+
+    # the coordinator's rebalance adapter, and the coordinator it holds
+    assert "self._coordinator = coordinator" in inspect.getsource(CoordinatorGroupRebalance.__init__)
+    use_join_marker()
+    use_join_marker()  # twice (a second app in the process): still one wrapper
+    join = CoordinatorGroupRebalance.perform_group_join
+    assert join.__wrapped__.__qualname__ == "CoordinatorGroupRebalance.perform_group_join"
+    assert "JoinGroupRequest(" in inspect.getsource(join.__wrapped__)
+
+
+def test_faust_marks_for_the_scan_through_the_module_replaced() -> None:
+    import faust.app.base
+    from faust.utils import venusian
+
+    assert faust.app.base.venusian is venusian  # looked up at each mark: the replacement is seen
+    assert "venusian.attach(" in inspect.getsource(faust.app.base.App.agent)
+    assert "venusian.attach(" in inspect.getsource(faust.app.base.App._task)
+
+
 def test_aiokafkas_partition_state_reads_relied_on() -> None:
     from aiokafka.consumer.subscription_state import Assignment, SubscriptionState, TopicPartitionState
 
