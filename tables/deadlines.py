@@ -34,3 +34,11 @@ class Deadlines:
 
     def clear(self) -> None:
         self.heaps = {}
+
+    def load(self, entries: dict[int, list[Entry]]) -> int:
+        """Replace every heap with `entries` (partition -> its entries, in any order), each
+        made a heap in linear time. Returns how many entries were loaded."""
+        for heap in entries.values():
+            heapq.heapify(heap)
+        self.heaps = entries
+        return sum(len(h) for h in entries.values())

