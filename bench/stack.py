@@ -363,6 +363,20 @@ def cpu_seconds(pid: int | None) -> float:
         return 0.0
 
 
+def started_at(pid: int | None) -> float | None:
+    """When a process started (wall clock, s; to the kernel's clock tick), or None."""
+    if pid is None:
+        return None
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            ticks = int(fh.read().rsplit(")", 1)[1].split()[19])
+        with open("/proc/stat") as fh:
+            boot = next(int(line.split()[1]) for line in fh if line.startswith("btime "))
+        return boot + ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, StopIteration):
+        return None
+
+
 class CpuShare:
     """The cores each of some processes used over a stretch: CPU seconds over wall seconds
     (0 for a process not known)."""
