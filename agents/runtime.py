@@ -241,14 +241,16 @@ class LoopWatch:
 
 
 def process_started_at() -> float:
-    """When this process started (wall clock, s): from /proc on Linux, else now."""
+    """When this process started (wall clock, s, to the kernel's 10 ms tick): from /proc
+    on Linux (its start in ticks since boot, against the uptime now; /proc/stat's boot time
+    is whole seconds), else now."""
     try:
         with open("/proc/self/stat") as fh:
             ticks = int(fh.read().rsplit(")", 1)[1].split()[19])
-        with open("/proc/stat") as fh:
-            boot = next(int(line.split()[1]) for line in fh if line.startswith("btime "))
-        return boot + ticks / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError, StopIteration):
+        with open("/proc/uptime") as fh:
+            uptime = float(fh.read().split()[0])
+        return time.time() - (uptime - ticks / os.sysconf("SC_CLK_TCK"))
+    except (OSError, ValueError, IndexError):
         return time.time()
 
 
