@@ -153,10 +153,10 @@ class WorkerRun:
         """A Prometheus metric's sample values (none if the worker does not answer)."""
         return list(self.labelled_samples(name).values())
 
-    def scrape(self, fresh_s: float = 0.1) -> str:
+    def scrape(self, fresh_s: float = 0.5) -> str:
         """The worker's /metrics text, read at most once per `fresh_s` (a scrape costs the
-        worker a few ms of its loop: the bench's polling must not be what it measures);
-        empty if the worker does not answer."""
+        worker 10-30 ms of its loop at 1M events: the bench's polling must not be what it
+        measures; Prometheus scrapes every 15 s); empty if the worker does not answer."""
         now = time.monotonic()
         if now - self._scraped[0] < fresh_s:
             return self._scraped[1]
@@ -242,6 +242,9 @@ def read_outputs(servers: str, prefix: str, partitions: int, idle_s: float = 1.5
         consumer.close()
 
 
+POLL_S = 1.0  # how often the bench reads a worker's progress and peak lag off /metrics
+
+
 def drain(ctx: Context, workers: list[WorkerRun], prefix: str, label: str) -> float:
     """Wait until the workers have handled every input and handed over every expected
     output; return the seconds from the first record handled (as the workers' events
@@ -278,7 +281,7 @@ def drain(ctx: Context, workers: list[WorkerRun], prefix: str, label: str) -> fl
         for w in workers:
             if w.proc is not None and w.proc.poll() is not None:
                 raise BenchFailure(f"{label}: a worker exited (code {w.proc.returncode}); see {w.log}")
-        time.sleep(0.2)
+        time.sleep(POLL_S)
     ctx.progress(f"{label}: reading the output topics to check them")
     counted = read_outputs(ctx.servers, prefix, ctx.plan.partitions)
     problems = ctx.expected.check({t: distinct for t, (_, distinct) in counted.items()})
@@ -291,7 +294,7 @@ class LoopLag:
     """The worker's event-loop lag over a stretch of a run: p99 and max. The p99 is read
     off the `warden_event_loop_lag_seconds` histogram (its change over the stretch; the
     upper bound of the bucket it falls in), the max off `warden_event_loop_lag_max_seconds`
-    (a windowed peak) sampled every 0.5 s by a thread, kept within the stretch's highest
+    (a windowed peak) sampled every POLL_S by a thread, kept within the stretch's highest
     non-empty bucket (a peak from before the stretch can still be held in the gauge)."""
 
     HISTOGRAM = "warden_event_loop_lag_seconds_bucket"
@@ -317,7 +320,7 @@ class LoopLag:
         return out
 
     def _sample(self) -> None:
-        while not self._stop.wait(0.5):
+        while not self._stop.wait(POLL_S):
             for w in self.workers:
                 self.peak = max(self.peak, w.metric("warden_event_loop_lag_max_seconds"))
 
@@ -361,20 +364,6 @@ def cpu_seconds(pid: int | None) -> float:
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
     except (OSError, ValueError, IndexError):
         return 0.0
-
-
-def started_at(pid: int | None) -> float | None:
-    """When a process started (wall clock, s; to the kernel's clock tick), or None."""
-    if pid is None:
-        return None
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            ticks = int(fh.read().rsplit(")", 1)[1].split()[19])
-        with open("/proc/stat") as fh:
-            boot = next(int(line.split()[1]) for line in fh if line.startswith("btime "))
-        return boot + ticks / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError, StopIteration):
-        return None
 
 
 class CpuShare:
