@@ -54,10 +54,11 @@ async def open_local_stores(changelogs: Changelogs, partitions: int,
                 for _ in open_local_partitions(store.table.data, partitions):
                     opened += 1
                     await asyncio.sleep(0)  # a database at a time: the consumer's thread runs between
-    finally:
-        if not opened:
-            changelogs.end_read_ahead()
+    except BaseException:
+        changelogs.end_read_ahead()  # the first batch never waits for a reading that will not come
+        raise
     if not opened:
+        changelogs.end_read_ahead()
         return 0, 0
     return opened, await changelogs.read_ahead()
 

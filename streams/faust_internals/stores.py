@@ -73,18 +73,17 @@ def new_changelog_topic(table: Any) -> Any:
     return table._new_changelog_topic()
 
 
-def open_local_partitions(store: Any, partitions: int) -> list[int]:
+def open_local_partitions(store: Any, partitions: int) -> Iterator[int]:
     """Open the RocksDB database of every partition this worker's data directory holds
     (a restart's, before the group assigns it anything). Faust opens a partition's database
     when it is assigned, tens of ms each, six tables' worth per partition, after the join;
     one already open is used as it is. A partition assigned elsewhere stays open, unused.
-    Returns the partitions opened."""
+    Yields each partition once its database is open (the caller may yield to the loop
+    between them)."""
     import os
 
-    opened = []
     for partition in range(partitions):
         if partition not in store._dbs and os.path.isdir(store.partition_path(partition)):
             store._db_for_partition(partition)
-            opened.append(partition)
-    return opened
+            yield partition
 

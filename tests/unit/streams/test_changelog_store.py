@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
 from faust.types import TP
 
 from streams.checkpoints import CHECKPOINT_HEADER, CheckpointStaging
@@ -451,3 +452,31 @@ def test_a_restart_opens_its_databases_only_once_the_join_is_sent_and_the_first_
         "asked: open [], waiting True, sent True", "meanwhile: open []"]
     assert (opened, read) == (4, 0) and sorted(a.table.data._dbs) == sorted(b.table.data._dbs) == [0, 2]
     assert not logs.reading_ahead  # read: the first batch goes on
+
+
+def test_a_database_that_fails_to_open_leaves_no_first_batch_waiting(tmp_path: Any) -> None:
+    import asyncio
+
+    from streams.table_setup import open_local_stores
+
+    logs, a, _ = stores()
+    data = a.table.data
+    data.partition_path = lambda p: tmp_path / str(p)  # type: ignore[attr-defined]
+    (tmp_path / "0").mkdir()
+    (tmp_path / "2").mkdir()
+    works = data._db_for_partition
+
+    def broken(partition: int) -> Any:
+        if partition == 2:  # after the first one opened
+            raise OSError("IO error: lock held")
+        return works(partition)
+
+    data._db_for_partition = broken  # type: ignore[attr-defined]
+
+    async def scenario() -> None:
+        with pytest.raises(OSError, match="lock held"):
+            await open_local_stores(logs, 4)
+        assert not logs.reading_ahead
+        await asyncio.wait_for(logs.ahead_read(), 1.0)  # returns at once
+
+    asyncio.run(scenario())
