@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test unit integration chaos bench bench-quick lint up down clean
+.PHONY: help install test-tools run test unit integration chaos bench bench-quick lint up down clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -19,16 +19,19 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP) ## create the virtualenv and install Warden with its test tools
 
+test-tools: ## install Debian's chromium and prometheus when missing (the browser and alert-rule tests drive them)
+	@sh scripts/test-tools.sh
+
 run: $(STAMP) ## start broker, Redis, worker and simulator; show the live enforcement feed (Ctrl-C stops all)
 	$(BIN)/warden run
 
-test: $(STAMP) ## run the whole suite: unit, then integration against an embedded Tansu broker
+test: $(STAMP) test-tools ## run the whole suite: unit, then integration against an embedded Tansu broker
 	$(BIN)/python -m pytest tests -q --durations=15
 
-unit: $(STAMP) ## only the unit tests (no broker)
+unit: $(STAMP) test-tools ## only the unit tests (no broker)
 	$(BIN)/python -m pytest tests/unit -q
 
-integration: $(STAMP) ## only the broker-backed tests
+integration: $(STAMP) test-tools ## only the broker-backed tests
 	$(BIN)/python -m pytest tests/integration -q
 
 chaos: $(STAMP) ## the full chaos trials (decisions under joins, kills, pauses; both clocks), a 60 s broker stall, 10,000 fuzzed records

@@ -16,7 +16,8 @@ from agents.merge import TimestampMerge
 from agents.pipeline import Outcome, Outgoing, Pipeline
 from agents.runtime import Checkpoint, InputReading
 from agents.views import RedisView
-from streams.faust_internals import Acks, Batch, batch_current
+from schemas import compact_json
+from streams.faust_internals import Acks, Batch, batch_current, sought_offsets
 from streams.observability import (
     EVENT_TO_DECISION,
     INPUT_POSITION,
@@ -47,7 +48,8 @@ class EventProcessor:
 
     def __init__(self, app: Any, engine: Engine, pipeline: Pipeline, changelogs: Changelogs,
                  checkpoint: Checkpoint, view: RedisView, reading: InputReading,
-                 publish: Callable[[Outgoing], None], ticks_topic: str, max_idle_s: float) -> None:
+                 publish: Callable[[Outgoing], None], ticks_topic: str, max_idle_s: float,
+                 trace: bool = False) -> None:
         self.app = app
         self.engine = engine
         self.pipeline = pipeline
@@ -57,6 +59,9 @@ class EventProcessor:
         self.reading = reading
         self.publish = publish
         self.ticks_topic = ticks_topic
+        self.trace = trace  # a log line per decision, saying from what it was made
+        self.progress: dict[int, float] = {}  # partition -> when an input record of it was last handled
+        self._stall_said: dict[int, float] = {}  # partition -> when its stall was last logged
         self.merge: TimestampMerge[Any] = TimestampMerge(
             pipeline.guarded, reading.has_unread, max_idle_s=max_idle_s,
             fetched=reading.fetched, stalled=reading.stalled)
@@ -128,11 +133,59 @@ class EventProcessor:
                 self.view.stage(outcome.views)
             if outcome.actions:
                 self.view.stage_actions(outcome.actions, outcome.action_orders, outcome.appeals)
+                if self.trace:
+                    self._trace(topic, partition, record, outcome)
             if outcome.decisions:
                 # from the event's arrival at the broker to the publication of what it caused
                 latency = max(0.0, time.time() - record.timestamp / 1000)
                 for _ in range(outcome.decisions):
                     EVENT_TO_DECISION.observe(latency)
+
+    def report_stalls(self, after_s: float = 10.0) -> None:
+        """Log, at most every 30 s, each held partition whose inputs have records not handled
+        while none was handled for `after_s`: what the merge holds and waits for, and how
+        the consumer stands with each topic (what was read, the log ends, the boundaries)."""
+        if self.app.rebalancing:
+            return
+        now = time.monotonic()
+        for partition in self.owned():
+            unread = self.reading.unread(partition) if self.reading.pipeline is not None else ()
+            if not unread and not self.merge.buffered(partition):
+                self.progress[partition] = now
+                continue
+            since = self.progress.setdefault(partition, now)
+            if now - since < after_s or now - self._stall_said.get(partition, 0.0) < 30.0:
+                continue
+            self._stall_said[partition] = now
+            log.warning("partition %d: no input record handled for %.0f s; the merge holds %d records, waits "
+                        "for %s; inputs: %s; consumer: %s", partition, now - since, self.merge.buffered(partition),
+                        [t for t, p in self.merge.waiting_for() if p == partition] or "nothing",
+                        self.reading.describe(partition),
+                        " | ".join(f"{t.rsplit('.', 1)[-1]}: {self.reading.stalled(t, partition)}" for t in unread))
+
+    def input_positions(self) -> dict[int, dict[str, int]]:
+        """partition -> input topic -> the next offset to handle, as the inputs stand now (what
+        a checkpoint taken now covers): the records handled since the last rebalance, and
+        where reading began for topics with none handled yet."""
+        out: dict[int, dict[str, int]] = {}
+        for tp, offset in sought_offsets(self.app.consumer).items():
+            out.setdefault(tp.partition, {})[tp.topic] = offset
+        for tp, offset in self.positions.items():
+            out.setdefault(tp.partition, {})[tp.topic] = offset
+        return out
+
+    def _trace(self, topic: str, partition: int, record: Any, outcome: Outcome) -> None:
+        """WARDEN_TRACE_DECISIONS: one line per decision, with what it was made from."""
+        state = (f"partition {partition}, caused by {topic}@{record.offset} (timestamp {record.timestamp}), "
+                 f"stream time {self.engine.stream_time(partition)}, generation {self.app.consumer_generation_id}; "
+                 f"inputs: {self.reading.describe(partition)}; "
+                 f"restored checkpoints: {self.changelogs.staging.describe(partition)}")
+        for actions in outcome.actions.values():
+            for raw in actions.values():
+                r = compact_json.loads(raw)
+                log.info("decision %s %s %s %s %s/%s seller %s decided_at %s: %s", r["action_id"], r["action"],
+                         r["status"], r["metric"], r["numerator"], r["denominator"], r["seller_id"],
+                         r["decided_at"], state)
 
     async def process_batch(self, batch: Batch, generation: int, ends: Mapping[TP, int]) -> None:
         """A fetch's records of the input topics, with the log ends of their partitions.
@@ -150,6 +203,9 @@ class EventProcessor:
             await self.changelogs.ahead_read()  # the tables read ahead at a restart: nearly done
             if not batch_current(self.app, generation):
                 return
+        await self._checkpoint_taken()
+        if not batch_current(self.app, generation):
+            return
         self.rebuild_after_rebalance()
         self.reading.log_ends.update(ends)
         ack = self.acks().ack
@@ -166,6 +222,7 @@ class EventProcessor:
             for r in records:
                 merge.offer(topic, partition, r.offset, r.timestamp, (tp, r))
         handled: dict[TP, int] = {}
+        positions = self.positions  # each record's, as it is handled: a checkpoint between two reads it
         clock = time.perf_counter
         turn_at = clock() + SLICE_S
         count = 0
@@ -180,6 +237,7 @@ class EventProcessor:
                     self._end_record()
                     ack(tp, r.offset)
                     handled[tp] = r.offset
+                    positions[tp] = r.offset + 1
                     count += 1
                     if count % 32 == 0 and clock() > turn_at:
                         if not await self._turn(generation):
@@ -195,6 +253,7 @@ class EventProcessor:
                 self._end_record()
                 ack(tp, r.offset)
                 handled[tp] = r.offset
+                positions[tp] = r.offset + 1
                 if clock() > turn_at:
                     if not await self._turn(generation):
                         return
@@ -204,10 +263,11 @@ class EventProcessor:
         finally:
             self._end_record()
             self.pipeline.export_counts()
-            positions = self.positions
+            now = time.monotonic()
             for tp, offset in handled.items():
                 INPUT_POSITION.labels(tp.topic, str(tp.partition)).set(offset + 1)
-                positions[tp] = offset + 1
+                if tp.topic != self.ticks_topic:
+                    self.progress[tp.partition] = now
 
     async def _turn_in_record(self, partition: int) -> float:
         """A turn of the event loop in the middle of a record (one that fires thousands of
@@ -241,8 +301,20 @@ class EventProcessor:
         """Give the event loop a turn; whether the batch may go on after it (no rebalance
         began and this worker was not fenced meanwhile)."""
         await asyncio.sleep(0)
+        await self._checkpoint_taken()
         app = self.app
         return batch_current(app, generation) and self.checkpoint.fenced_generation != app.consumer_generation_id
+
+    async def _checkpoint_taken(self) -> None:
+        """Wait while a checkpoint takes the tables' changes (agents.runtime.Checkpoint: it
+        holds the tables' lock while it encodes them, a slice at a time). The values it
+        encodes are the core's live objects, changed in place by the next record: a record
+        handled between two of its slices would put its effects into a checkpoint whose
+        input offsets do not cover it, and a restore from it would count them twice."""
+        lock = self.checkpoint.lock
+        if lock.locked() and not self._holding:
+            async with lock:
+                pass
 
     async def process_events(self, stream: Any) -> None:
         """The input topics' agent: it subscribes them, and Faust assigns their partitions and

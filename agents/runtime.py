@@ -16,11 +16,13 @@ from faust.types import TP
 from agents.outputs import OutputProducer
 from agents.pipeline import Pipeline
 from streams.faust_internals import (
+    batch_boundary,
     committed_offset,
     fetch_position,
     fetch_state,
     membership_lost,
     recover_from_the_start,
+    sought_offsets,
 )
 from streams.observability import EVENT_LOOP_LAG, EVENT_LOOP_LAG_MAX, STARTUP_PHASE
 from streams.table_stores import Changelogs
@@ -44,18 +46,43 @@ class InputReading:
         self.pipeline: Pipeline | None = None
 
     def has_unread(self, topic: str, partition: int, last_offset: int | None) -> bool:
-        """Whether the broker holds records of (topic, partition) past `last_offset` (the last
-        one received or handled; None: nothing yet since the partition was assigned)."""
+        """Whether (topic, partition) may hold records past `last_offset` (the last one
+        received or handled; None: nothing yet since the partition was assigned, so its
+        committed offset is next). The broker's log end (asked after the latest fetch) says
+        no only where the next offset is known, from what a fetch returned, to lie between
+        two record batches (streams.faust_internals.Boundaries): a broker may report the
+        end short of its last record (Tansu: its last batch's base offset + 1), and a
+        committed offset, or a fetch's records handed over in parts, can stand inside that
+        batch. Until a fetch shows it, the topic counts as unread and the merge waits."""
         tp = TP(topic, partition)
         end = self.log_ends.get(tp)
         if end is None:
             return True  # not known yet: wait (for the next fetch's answer)
         if last_offset is not None:
-            return last_offset + 1 < end
-        # Nothing handed to us yet: compare with where the partition started, its committed
-        # offset (next to read; Faust keeps it there until we ack from it).
-        start = committed_offset(self.app.consumer, tp)
-        return (start or 0) < end
+            following = last_offset + 1
+        else:
+            # nothing handed to us yet: the partition starts where this generation sought it
+            # (a restored checkpoint's input offset, else the committed one)
+            start = sought_offsets(self.app.consumer).get(tp)
+            following = start if start is not None else committed_offset(self.app.consumer, tp) or 0
+        if following < end:
+            return True
+        return batch_boundary(self.app.consumer, tp) != following
+
+    def describe(self, partition: int) -> str:
+        """How each input topic of `partition` stands, for a decision's trace: the offset
+        this generation started from (committed), the next to handle, the log end last
+        answered and the latest batch boundary a fetch showed."""
+        positions = self.pipeline.positions if self.pipeline is not None else {}
+        consumer = self.app.consumer
+        parts = []
+        for topic in (self.pipeline.guarded if self.pipeline is not None else ()):
+            tp = TP(topic, partition)
+            handled = positions.get((topic, partition))
+            parts.append(f"{topic.rsplit('.', 1)[-1]} from {committed_offset(consumer, tp)} "
+                         f"next {None if handled is None else handled + 1} end {self.log_ends.get(tp)} "
+                         f"boundary {batch_boundary(consumer, tp)}")
+        return "; ".join(parts)
 
     def fetched(self, topic: str, partition: int) -> int | None:
         """How far the consumer has fetched (topic, partition): changes while records come."""

@@ -110,7 +110,9 @@ def build_worker(settings: Settings) -> Worker:
     ticks_topic = settings.topic(T.TICKS)
     processor = EventProcessor(app, engine, pipeline, changelogs, checkpoint, view, reading,
                                publish=outputs.send, ticks_topic=ticks_topic,
-                               max_idle_s=settings.max_task_idle_s)
+                               max_idle_s=settings.max_task_idle_s, trace=settings.trace_decisions)
+    changelogs.input_positions = processor.input_positions  # what each checkpoint covers
+    app.restored_input_offset = changelogs.staging.input_offset  # type: ignore[attr-defined]  # where inputs go on
     worker = Worker(settings, app, topics, policy, changelogs, engine, pipeline, outputs, changelog_out,
                     broker, loop_watch, checkpoint, view, reading, processor)
     view.resync = worker.resync_views
@@ -143,6 +145,7 @@ def _register(worker: Worker) -> None:
 
     async def health() -> None:
         report_health(app, processor, worker.broker, worker.loop_watch, inputs)
+        processor.report_stalls()
 
     app.timer(interval=HEALTH_INTERVAL_S, name="agents.report_health.report_health")(health)
 

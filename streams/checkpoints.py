@@ -28,7 +28,7 @@ from faust.types import TP
 
 from streams.epochs import CHECKPOINT_HEADER, Stamp, stamp_of
 
-__all__ = ["CHECKPOINT_HEADER", "CheckpointStaging", "marker_key"]
+__all__ = ["CHECKPOINT_HEADER", "CheckpointStaging", "marker_key", "marker_value", "read_marker"]
 
 log = logging.getLogger("warden")
 MARKER_PREFIX = b"\x00checkpoint:"
@@ -36,6 +36,24 @@ MARKER_PREFIX = b"\x00checkpoint:"
 
 def marker_key(epoch: int) -> str:
     return f"\x00checkpoint:{epoch}"
+
+
+def marker_value(seq: int, inputs: dict[str, int] | None) -> bytes:
+    """A marker's value: the checkpoint's sequence number and the input offsets its table
+    changes cover (the next offset to handle of each input topic of the partition)."""
+    return json.dumps({"seq": seq, "inputs": inputs or {}}, sort_keys=True).encode()
+
+
+def read_marker(raw: bytes | None) -> tuple[int, dict[str, int] | None]:
+    """(sequence number, input offsets or None) of a marker's value; an older marker's value
+    is the bare sequence number."""
+    if raw is None:
+        raise ValueError("a marker without a value")
+    value = json.loads(raw)
+    if isinstance(value, int):
+        return value, None
+    inputs = value.get("inputs")
+    return int(value["seq"]), ({str(t): int(o) for t, o in inputs.items()} if inputs else None)
 
 
 class CheckpointStaging:
@@ -48,6 +66,9 @@ class CheckpointStaging:
         # partition -> [(tp, epoch, seq, record)], in the order read
         self.waiting: dict[int, list[tuple[TP, int, int, Any]]] = {}
         self.dropped = 0
+        # partition -> the input offsets of the newest checkpoint known on it (read in a
+        # restore, or written by this worker): input topic -> the next offset to handle
+        self.inputs: dict[int, dict[str, int]] = {}
 
     def arrive(self, tp: TP, records: list[Any], stamps: list[Stamp] | None = None) -> list[tuple[TP, list[Any]]]:
         """The records to apply now, by changelog partition, in the order to apply them:
@@ -78,13 +99,15 @@ class CheckpointStaging:
     def _marker(self, partition: int, marker: Any) -> list[tuple[TP, list[Any]]]:
         try:
             epoch = int(marker.key[len(MARKER_PREFIX):])
-            seq = int(json.loads(marker.value))
-        except (TypeError, ValueError):
+            seq, inputs = read_marker(marker.value)
+        except (TypeError, ValueError, KeyError):
             log.warning("a checkpoint marker that cannot be read, at offset %s: ignored", marker.offset)
             return []
         key = (partition, epoch)
         if seq > self.complete.get(key, -1):
             self.complete[key] = seq
+        if inputs is not None:
+            self.inputs[partition] = inputs
         waiting = self.waiting.get(partition)
         if not waiting:
             return []
@@ -123,6 +146,17 @@ class CheckpointStaging:
         log.warning("partition %d: %d changelog records of a checkpoint that never ended (its writer "
                     "stopped mid-way) dropped; their inputs are read again from the last commit", partition, n)
 
+    def describe(self, partition: int) -> str:
+        """The checkpoints known complete on `partition`, as `epoch:seq` (a decision's trace)."""
+        done = sorted((epoch, seq) for (p, epoch), seq in self.complete.items() if p == partition)
+        return ", ".join(f"{epoch}:{seq}" for epoch, seq in done[-3:]) or "none"
+
+    def input_offset(self, topic: str, partition: int) -> int | None:
+        """Where the inputs of (topic, partition) go on from: the offset after the last record
+        the newest checkpoint on the partition covers, or None if none says."""
+        return self.inputs.get(partition, {}).get(topic)
+
     def clear(self) -> None:
         self.complete.clear()
         self.waiting.clear()
+        self.inputs.clear()

@@ -149,6 +149,10 @@ class Settings:
     """WARDEN_TICK_INTERVAL: seconds between deadline sweeps under the wall clock."""
     log_level: str = "warning"
     """WARDEN_LOG_LEVEL: the worker's log level."""
+    trace_decisions: bool = False
+    """WARDEN_TRACE_DECISIONS: `1` logs a line per enforcement decision (at info) saying
+    from what it was made: the partition, the record that caused it, the stream time, how
+    far each input topic was handled, the log ends and the restored checkpoints."""
     recovery_check: str = "on"
     """WARDEN_RECOVERY_CHECK: `on` stops recovery when a table's stored offset is past its
     changelog's end (a wiped changelog). `off` on Tansu, whose ListOffsets can answer less
@@ -259,6 +263,7 @@ ENVIRONMENT: Mapping[str, tuple[str, Callable[[str, str], object]]] = {
     "WARDEN_LOG_LEVEL": ("log_level", _choice("debug", "info", "warning", "error", "critical")),
     "WARDEN_FETCH_MAX_WAIT_MS": ("fetch_max_wait_ms", _positive_int),
     "WARDEN_RECOVERY_CHECK": ("recovery_check", _choice("on", "off")),
+    "WARDEN_TRACE_DECISIONS": ("trace_decisions", _flag),
     "WARDEN_MAX_TASK_IDLE": ("max_task_idle_s", _positive_float),
     "WARDEN_COMMIT_INTERVAL": ("commit_interval_s", _positive_float),
     "WARDEN_INSTANCE_ID": ("instance_id", _prefix),

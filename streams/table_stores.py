@@ -25,7 +25,7 @@ from faust.serializers import codecs
 from faust.stores.memory import Store as MemoryStore
 from faust.types import TP
 
-from streams.checkpoints import CheckpointStaging, marker_key
+from streams.checkpoints import CheckpointStaging, marker_key, marker_value
 from streams.epochs import CHECKPOINT_HEADER, EPOCH_HEADER, EpochFence
 from streams.faust_internals import (
     codec_loads,
@@ -232,6 +232,11 @@ class Changelogs:
         self.staging = CheckpointStaging()  # its marker topic is set by declare_tables
         self.checkpoint_seq = 0  # the sequence number of this worker's latest checkpoint
         self.unended: dict[int, list[tuple[str, bytes]]] = {}  # partition -> headers, not yet ended
+        # partition -> the input offsets the unended checkpoint's changes cover
+        self.unended_inputs: dict[int, dict[str, int]] = {}
+        # () -> partition -> input topic -> the next offset to handle: where the inputs stand
+        # when a checkpoint takes the tables' changes (set by the worker)
+        self.input_positions: Callable[[], dict[int, dict[str, int]]] = dict
         self.reading_ahead = False  # read_ahead under way: the first assignment waits for it
         self.ahead_seconds = 0.0  # how long the read ahead took
         self._ahead_read: asyncio.Event | None = None
@@ -306,6 +311,7 @@ class Changelogs:
         self.fence.clear()
         self.staging.clear()
         self.unended.clear()
+        self.unended_inputs = {}
         for store in self.stores:
             store.dirty.clear()  # the same dict stays shared with the store's DirtyDict
             data = store.table.data
@@ -352,6 +358,9 @@ class Changelogs:
         self.checkpoint_seq += 1
         seq = str(self.checkpoint_seq).encode()
         headers = self.unended = {}  # partition -> its records' headers (epoch, checkpoint)
+        # the inputs as they stand now, in the same step as the changes are taken: a restore
+        # that applies this checkpoint goes on reading the inputs from exactly there
+        self.unended_inputs = self.input_positions()
         for _, store, _ in taken:
             store.dirty.clear()  # the same dict stays shared with the store's DirtyDict
         clock = time.perf_counter
@@ -403,13 +412,18 @@ class Changelogs:
 
     def end_checkpoint(self, produce: Produce) -> int:
         """Once every record of the checkpoint is on the broker: a marker per partition written,
-        on the clocks changelog (streams.checkpoints). Returns how many."""
+        on the clocks changelog (streams.checkpoints), with the input offsets its changes
+        cover (`take_inputs`). Returns how many."""
         topic = self.staging.marker_topic
         ended, self.unended = self.unended, {}
+        inputs, self.unended_inputs = self.unended_inputs, {}
         for partition, header in ended.items():
             epoch = int(header[0][1])
-            produce(topic, str(int(header[1][1])).encode(), marker_key(epoch).encode(), partition=partition,
-                    headers=header)
+            covered = inputs.get(partition)
+            produce(topic, marker_value(int(header[1][1]), covered), marker_key(epoch).encode(),
+                    partition=partition, headers=header)
+            if covered:
+                self.staging.inputs[partition] = covered  # the newest checkpoint on it is this one
         return len(ended)
 
     def produce_last(self, produce: Produce, held: list[tuple[Any, ...]]) -> None:

@@ -66,12 +66,77 @@ class FairConsumerThread(AIOKafkaConsumerThread):
             raise ConsumerStoppedError()
         wanted_now = getattr(self.consumer.app, "batch_wanted", None)
         wanted = wanted_now() if wanted_now is not None else ()
+        boundaries = getattr(self.consumer, "boundaries", None)
         with fetcher._subscriptions.fetch_context():
-            return await fetched_in_turn(fetcher, active_partitions, timeout or 0.0, max_records or 5_000, wanted)
+            if boundaries is not None:
+                boundaries.observe(fetcher)
+            return await fetched_in_turn(fetcher, active_partitions, timeout or 0.0, max_records or 5_000, wanted,
+                                         boundaries)
+
+
+class Boundaries:
+    """Offsets of the batch-routed partitions known, from what fetches returned, to lie
+    between two record batches of the log: where the timestamp merge may trust a broker's
+    log end. A broker may report a partition's end short of its last record (Tansu answers
+    its last batch's base offset + 1), so "the end is at or before the next offset to
+    read" proves nothing unread only where that offset is not inside a batch. Two kinds of
+    evidence, both from aiokafka's fetcher, read in the consumer's thread where it runs:
+
+    - a fetch's records handed over whole: aiokafka's position then stands after the last
+      batch the broker returned (a broker returns whole batches);
+    - a fetch answered at the position with no records: the position was the log's end
+      when the broker answered (seen as a newer answer for an unchanged position with
+      nothing held: an answer with records would be held until handed over).
+
+    A seek forgets what was seen of the partition's answers. Dict reads and writes from
+    the worker's thread are single steps (a snapshot: a stale answer only delays)."""
+
+    def __init__(self, topics: Collection[str]) -> None:
+        self.topics = frozenset(topics)
+        self.known: dict[TP, int] = {}  # partition -> the latest offset known to be a boundary
+        self._seen: dict[Any, tuple[int, int | None]] = {}  # aiokafka tp -> (position, answered at)
+
+    def observe(self, fetcher: Any) -> None:
+        """Note a fetch answered empty at an unchanged position since the last look."""
+        subscription = fetcher._subscriptions.subscription
+        if subscription is None or subscription.assignment is None:
+            return
+        held = fetcher._records
+        seen = self._seen
+        for tp, state in subscription.assignment._tp_state.items():
+            if tp.topic not in self.topics or not state.has_valid_position or state.paused:
+                seen.pop(tp, None)
+                continue
+            if tp in held:
+                seen.pop(tp, None)
+                continue
+            position, answered = state.position, state.timestamp
+            before = seen.get(tp)
+            if before is not None and before[0] == position and answered is not None and before[1] != answered:
+                self.known[TP(tp.topic, tp.partition)] = position
+            seen[tp] = (position, answered)
+
+    def drained(self, subscriptions: Any, tp: Any) -> None:
+        """Every record of a fetch's answer for `tp` was handed over: its position is a boundary."""
+        if tp.topic not in self.topics:
+            return
+        subscription = subscriptions.subscription
+        state = None if subscription is None or subscription.assignment is None else \
+            subscription.assignment.state_value(tp)
+        if state is not None and state.has_valid_position:
+            self.known[TP(tp.topic, tp.partition)] = state.position
+
+    def sought(self, tps: Iterable[Any]) -> None:
+        for tp in tps:
+            self._seen.pop(AIOKafkaTP(tp.topic, tp.partition), None)
+
+    def at(self, tp: TP) -> int | None:
+        return self.known.get(tp)
 
 
 async def fetched_in_turn(fetcher: Any, partitions: Any, timeout: float, max_records: int,
-                          wanted: tuple[tuple[str, int], ...] = ()) -> dict[Any, list[Any]]:
+                          wanted: tuple[tuple[str, int], ...] = (),
+                          boundaries: Boundaries | None = None) -> dict[Any, list[Any]]:
     """aiokafka's `Fetcher.fetched_records`, serving the `wanted` partitions it holds first
     (at most an eighth of `max_records` each), then the others in its order."""
     subscriptions = fetcher._subscriptions
@@ -101,6 +166,8 @@ async def fetched_in_turn(fetcher: Any, partitions: Any, timeout: float, max_rec
             if not result.has_more():
                 del held[tp]
                 fetcher._notify(fetcher._wait_consume_future)
+                if records and boundaries is not None:
+                    boundaries.drained(subscriptions, tp)
             if records:
                 drained[tp] = records
                 budget -= len(records)
@@ -194,13 +261,27 @@ class BatchConsumer(KafkaConsumer):
     _sought_generation = -2  # the generation whose partitions were last sought
     _seeking = False  # perform_seek under way: its seeks decide the positions
     _expected: dict[TP, int | None]  # batch-routed partition -> the offset delivered next (None: any)
+    _sought: dict[TP, int | None]  # batch-routed partition -> where this generation began reading it
     _reread: dict[TP, int]  # partition -> the offset it was sought back to, to verify a gap
 
     def __post_init__(self) -> None:  # pragma: no cover - called by Faust's Service
         super().__post_init__()
         self._expected = {}
+        self._sought = {}
         self._reread = {}
         self._seeks: set[asyncio.Task[None]] = set()
+
+    _boundaries: Boundaries | None = None
+
+    @property
+    def boundaries(self) -> Boundaries | None:
+        """What fetches showed of the batch-routed partitions' batch boundaries (Boundaries)."""
+        route = getattr(self.app, "batch_route", None)
+        if route is None:
+            return None
+        if self._boundaries is None or self._boundaries.topics != route[0]:
+            self._boundaries = Boundaries(route[0])
+        return self._boundaries
 
     def _new_consumer_thread(self) -> AIOKafkaConsumerThread:
         return FairConsumerThread(self, loop=self.loop, beacon=self.beacon)
@@ -295,6 +376,17 @@ class BatchConsumer(KafkaConsumer):
         self._seeking = True
         try:
             await super().perform_seek()
+            # a partition sought past its committed offset (to a restored checkpoint's input
+            # offsets): the records before are covered by the tables, so they count as
+            # acknowledged, and the next commit moves the committed offset there even if no
+            # record follows (Faust commits only partitions with acknowledgements pending)
+            for tp, offset in self._sought.items():
+                committed = self._committed_offset.get(tp)
+                if offset is None or offset <= 0 or (committed is not None and offset <= committed):
+                    continue
+                if committed is not None and offset - 2 >= committed:
+                    await self._add_gap(tp, committed, offset - 2)
+                Acks(self).ack(tp, offset - 1)
         finally:
             self._seeking = False
 
@@ -325,9 +417,20 @@ class BatchConsumer(KafkaConsumer):
             for tp in fresh:
                 start = starts.get(tp)
                 expected[TP(tp.topic, tp.partition)] = start if isinstance(start, int) else None
+        restored = getattr(self.app, "restored_input_offset", None)
+        if restored is not None:
+            # the tables hold what the newest restored checkpoint covers: its input offsets
+            # come before the committed ones (Kafka's commit may lag the checkpoint, or
+            # follow it by records that changed nothing)
+            for tp in self.assignment():
+                if tp.topic in route[0]:
+                    offset = restored(tp.topic, tp.partition)
+                    if offset is not None:
+                        expected[TP(tp.topic, tp.partition)] = offset
         if self.app.consumer_generation_id != generation:
             return committed  # a newer rebalance began: its own seek follows
         self._expected = expected
+        self._sought = dict(expected)
         self._reread = {}
         self._sought_generation = generation
         await self._seek_in_thread({tp: offset for tp, offset in expected.items() if offset is not None})
@@ -339,7 +442,11 @@ class BatchConsumer(KafkaConsumer):
         them: a KeyError that crashes the fetcher). A partition no longer assigned is left."""
         consumer = self._thread._ensure_consumer()
 
+        boundaries = self.boundaries
+
         async def seek() -> None:
+            if boundaries is not None:
+                boundaries.sought(offsets)
             for tp, offset in offsets.items():
                 try:
                     consumer.seek(AIOKafkaTP(tp.topic, tp.partition), offset)
@@ -451,6 +558,19 @@ def group_join_begun(consumer: Any, settle_s: float = 0.05) -> bool:
 def committed_offset(consumer: Any, tp: TP) -> int | None:
     """The offset Faust's consumer holds as committed for `tp` (next to read), or None."""
     return consumer._committed_offset.get(tp)  # type: ignore[no-any-return]
+
+
+def batch_boundary(consumer: Any, tp: TP) -> int | None:
+    """The latest offset of `tp` that fetches showed to lie between two record batches
+    (Boundaries), or None if none is known."""
+    boundaries = getattr(consumer, "boundaries", None)
+    return None if boundaries is None else boundaries.at(tp)  # type: ignore[no-any-return]
+
+
+def sought_offsets(consumer: Any) -> dict[TP, int]:
+    """Where the consumer began reading each batch-routed partition in this generation."""
+    sought = getattr(consumer, "_sought", None) or {}
+    return {tp: offset for tp, offset in sought.items() if offset is not None}
 
 
 def fetch_position(consumer: Any, tp: TP) -> int | None:

@@ -1,10 +1,11 @@
 """`make chaos`: the full chaos trials, a table of what was done and what differed.
 
-    python -m tests.chaos [--trials N] [--seed S]
+    python -m tests.chaos [--trials N] [--seeds N] [--seed S] [--only N]
 
 Each trial starts its own consumer group on one Tansu broker (or KAFKA_BOOTSTRAP_SERVERS
-with WARDEN_TEST_BROKER=external), feeds 80 sellers' 12 days while workers join, leave,
-are killed (-9) and paused past their session (SIGSTOP, then SIGCONT: a zombie that wakes
+with WARDEN_TEST_BROKER=external), feeds 80 sellers' 12 days (an ordinary producer, the
+workers reading meanwhile) while workers join, leave, are killed (-9), one after the other
+or at random, and paused past their session (SIGSTOP, then SIGCONT: a zombie that wakes
 after its partitions moved), and compares every enforcement record with the decision
 core's replay of the same history. Exit status 1 on any mismatch.
 """
@@ -53,13 +54,18 @@ def trials(base_seed: int) -> list[Trial]:
     out.append(Trial("three workers, kills", "event", base_seed + 3, 3, kills(7)))
     out.append(Trial("wall clock, faster than real time", "wall", base_seed + 4, 2,
                      [(0.1, H.join("w2")), *kills(5, 0.05, 0.8)], all_at_once=True, day_pause_s=0.5))
+    # two workers, each killed in turn about every 8 s while the days flow (12 days, 7 s a day)
+    alternate = H.kill_alternating(["w0", "w1"])
+    out.append(Trial("two workers, 10 kills in turn", "event", base_seed + 5, 2,
+                     [((4.0 + 8.0 * i) / 84.0, alternate) for i in range(10)], day_pause_s=7.0))
     return out
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.chaos", description=__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, default=int(os.environ.get("WARDEN_CHAOS_SEED", "1000")))
-    parser.add_argument("--trials", type=int, default=4, help="run the first N trials")
+    parser.add_argument("--trials", type=int, default=5, help="run the first N trials")
+    parser.add_argument("--seeds", type=int, default=3, help="run every trial with N seeds")
     parser.add_argument("--only", type=int, help="run trial N alone")
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="warden-chaos-"))
@@ -75,13 +81,15 @@ def main() -> int:
     started = time.monotonic()
     failed = False
     try:
-        chosen = [(i, t) for i, t in enumerate(trials(args.seed)[: args.trials])
+        chosen = [(i, t) for run in range(args.seeds)
+                  for i, t in enumerate(trials(args.seed + 100 * run)[: args.trials])
                   if args.only is None or i + 1 == args.only]
         for i, trial in chosen:
             print(f"trial {i + 1}: {trial.name} ({trial.clock} clock, seed {trial.seed})", flush=True)
             events = H.history(trial.seed, 80, 12, H.end_of_history(12))
-            cluster = H.Cluster(broker, tmp / f"trial{i + 1}", clock=trial.clock)
-            (tmp / f"trial{i + 1}").mkdir()
+            where = tmp / f"trial{i + 1}-seed{trial.seed}"
+            cluster = H.Cluster(broker, where, clock=trial.clock)
+            where.mkdir()
             try:
                 outcome: H.Outcome | None = H.run_trial(
                     cluster, events, seed=trial.seed, faults=trial.faults, initial=trial.initial,
@@ -94,14 +102,14 @@ def main() -> int:
                 cluster.stop_all()
             if outcome is None:
                 failed = True
-                rows.append((trial.name, trial.clock, len(events), cluster.tally.kills,
+                rows.append((f"{trial.name} #{trial.seed}", trial.clock, len(events), cluster.tally.kills,
                              f"{cluster.tally.pauses}/-", cluster.tally.joins, cluster.rebalances(), 0,
                              "did not finish", "-", "-", "-"))
                 continue
             bad = outcome.mismatches + len(outcome.reissued) + len(outcome.reliable_actions)
             fenced = len(cluster.logs_contain("lost its group membership"))
             failed = failed or bad > 0
-            rows.append((trial.name, trial.clock, len(events), outcome.tally.kills,
+            rows.append((f"{trial.name} #{trial.seed}", trial.clock, len(events), outcome.tally.kills,
                          f"{outcome.tally.pauses}/{fenced}",
                          outcome.tally.joins, outcome.rebalances,
                          len(H.keyed(outcome.expected, outcome.fields)),

@@ -2,7 +2,8 @@
 decision core replaying the same history without a broker as the oracle.
 
 A trial: a deterministic marketplace history is produced day by day (in timestamp order,
-keyed by seller) while `warden worker` processes share the partitions; faults (a worker
+keyed by seller, by an ordinary librdkafka producer: its default batching, many records a
+batch, the workers reading meanwhile) while `warden worker` processes share the partitions; faults (a worker
 joining or leaving, kill -9, SIGSTOP past the session timeout then SIGCONT) land at
 random moments drawn from the trial's seed. When the history is in and every worker has
 caught up, the enforcement topic is read back and compared, as distinct records, with
@@ -20,8 +21,7 @@ import threading
 import time
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -131,6 +131,7 @@ class Cluster:
             KAFKA_BOOTSTRAP_SERVERS=broker, WARDEN_TOPIC_PREFIX=self.prefix, WARDEN_CLOCK=clock,
             WARDEN_PARTITIONS=str(partitions), WARDEN_POLICY=str(ROOT / "rules" / "policy.yaml"),
             WARDEN_LOG_LEVEL="info", WARDEN_TICK_INTERVAL="0.5", PYTHONPATH=str(ROOT),
+            WARDEN_TRACE_DECISIONS="1",  # a line per decision in the logs: from what it was made
             # Tansu's ListOffsets can answer short of the log end, which Faust's recovery
             # check takes for a store ahead of its changelog (README: Production)
             WARDEN_RECOVERY_CHECK="on" if os.environ.get("WARDEN_TEST_BROKER") == "external" else "off",
@@ -140,8 +141,7 @@ class Cluster:
         self.workers: dict[str, Process] = {}
         self.tally = Tally()
         self.lock = threading.RLock()
-        # (topic, partition) -> the end of the log as the deliveries reported it: a broker's
-        # own answer may fall short (Tansu reports its last batch's base offset + 1)
+        # (topic, partition) -> the end of the log as the deliveries reported it
         self.input_ends: dict[tuple[str, int], int] = {}
 
     def topic(self, name: str) -> str:
@@ -192,26 +192,6 @@ class Cluster:
             w.stopped = False
         self.tally.pauses += 1
 
-    @contextmanager
-    def held(self) -> Iterator[None]:
-        """Hold every running worker (SIGSTOP) while a day is published, then let them go:
-        each day is on the broker whole before a worker reads any of it. What is compared
-        is then what the workers make of the same broker contents; the order in which
-        records of different topics arrive at a broker live is another matter (README,
-        "Processing order")."""
-        with self.lock:
-            held = [w for w in self.workers.values() if w.alive() and not w.stopped]
-            for w in held:
-                assert w.proc is not None
-                os.killpg(w.proc.pid, signal.SIGSTOP)
-            try:
-                yield
-            finally:
-                for w in held:
-                    if w.alive():
-                        assert w.proc is not None
-                        os.killpg(w.proc.pid, signal.SIGCONT)
-
     def leave(self, w: Process) -> None:
         if w.proc is not None:
             stop(w.proc, timeout=20)
@@ -250,7 +230,8 @@ class Cluster:
     # --- input and output ------------------------------------------------------------------
 
     def producer(self) -> Producer:
-        return Producer({"bootstrap.servers": self.broker, "partitioner": "murmur2_random", "linger.ms": 5})
+        """A producer as upstream services have one: librdkafka's defaults (batching, linger)."""
+        return Producer({"bootstrap.servers": self.broker, "partitioner": "murmur2_random"})
 
     def produce(self, p: Producer, events: list[Event]) -> None:
         ends = self.input_ends
@@ -261,23 +242,10 @@ class Cluster:
             key = (msg.topic(), msg.partition())
             ends[key] = max(ends.get(key, 0), msg.offset() + 1)
 
-        # Each partition's last record goes in a batch of its own, after the rest is on the
-        # broker: Tansu reports a partition's end (ListOffsets, a fetch's high watermark) as
-        # its last batch's base offset + 1, so records after the first of a last batch would
-        # count as read, and the wall clock's guard (and the merge) would not wait for them.
-        # Apache Kafka reports the true end; Warden relies on that.
-        last: dict[tuple[str, int], tuple[int, str, dict[str, Any]]] = {}
         for event in events:
             key = (self.topic(T.RECORD_TOPIC[event[1]]), partition_for(event[2]["seller_id"].encode(),
                                                                         self.partitions))
-            held = last.get(key)
-            last[key] = event
-            if held is not None:
-                self._send(p, key, held, delivered)
-        p.flush(60)
-        for key, event in last.items():
             self._send(p, key, event, delivered)
-            p.poll(0)
         p.flush(60)
 
     def _send(self, p: Producer, key: tuple[str, int], event: Event, delivered: Any) -> None:
@@ -433,8 +401,7 @@ def run_trial(cluster: Cluster, events: list[Event], *, seed: int, day_pause_s: 
 
     for n, day in enumerate(sorted(days)):
         if not all_at_once:
-            with cluster.held():
-                cluster.produce(p, days[day])
+            cluster.produce(p, days[day])
         end = t0 + (n + 1) * day_pause_s
         while time.monotonic() < end:
             due_faults()
@@ -490,6 +457,22 @@ def kill_restart(names: list[str] | None = None, down_s: tuple[float, float] = (
             w = rng.choice(candidates)
             cluster.kill(w)
         time.sleep(rng.uniform(*down_s))
+        cluster.start(w, wait=False)
+        cluster.tally.restarts += 1
+    return fault
+
+
+def kill_alternating(names: list[str]) -> Fault:
+    """kill -9 the next of `names` in turn (the one killed longest ago) and start it again at once."""
+    turn = {"next": 0}
+
+    def fault(cluster: Cluster, rng: random.Random) -> None:
+        with cluster.lock:
+            w = cluster.workers[names[turn["next"] % len(names)]]
+            turn["next"] += 1
+            if not w.alive() or w.stopped:
+                return
+            cluster.kill(w)
         cluster.start(w, wait=False)
         cluster.tally.restarts += 1
     return fault

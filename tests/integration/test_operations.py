@@ -51,7 +51,7 @@ class Prometheus:
 
     def __init__(self, tmp: Path, targets: dict[str, str]) -> None:
         binary = shutil.which("prometheus")
-        assert binary, "prometheus is missing: install Debian's prometheus package (.ci/run does)"
+        assert binary, "prometheus is missing: install Debian's prometheus package (make test-tools does)"
         rules = yaml.safe_load((ROOT / "deploy/prometheus/warden.rules.yml").read_text())
         for group in rules["groups"]:
             group["interval"] = "1s"

@@ -16,7 +16,7 @@ PROMETHEUS = ROOT / "deploy" / "prometheus"
 
 def promtool(*args: str) -> subprocess.CompletedProcess[str]:
     tool = shutil.which("promtool")
-    assert tool, "promtool is missing: install Debian's prometheus package (.ci/run does)"
+    assert tool, "promtool is missing: install Debian's prometheus package (make test-tools does)"
     return subprocess.run([tool, *args], cwd=PROMETHEUS, capture_output=True, text=True, timeout=120)
 
 

@@ -324,16 +324,23 @@ class Rec2:
 def test_a_checkpoint_ends_with_a_marker_per_partition_after_its_records() -> None:
     logs, a, b = stores()
     logs.staging.marker_topic = "clocks-changelog"
+    inputs = {1: {"orders": 7, "scans": 3}, 2: {"orders": 4}}
+    logs.input_positions = lambda: {p: dict(o) for p, o in inputs.items()}
     logs.at(1)
     a["k"] = [1]
     logs.at(2)
     b["k"] = [2]
     sent = Sent()
-    logs.produce_last(sent, logs.produce_pending(sent, generation=5))
+    held = logs.produce_pending(sent, generation=5)
+    inputs[1]["orders"] = 9  # a record handled after the changes were taken: not covered
+    logs.produce_last(sent, held)
     assert logs.end_checkpoint(sent) == 2
     markers = [(r[0], r[2], r[3], r[1]) for r in sent.records[-2:]]
-    assert sorted(markers) == [("clocks-changelog", b"\x00checkpoint:5", 1, 1),
-                               ("clocks-changelog", b"\x00checkpoint:5", 2, 1)]
+    assert sorted(markers) == [
+        ("clocks-changelog", b"\x00checkpoint:5", 1, {"inputs": {"orders": 7, "scans": 3}, "seq": 1}),
+        ("clocks-changelog", b"\x00checkpoint:5", 2, {"inputs": {"orders": 4}, "seq": 1})]
+    # the newest checkpoint this worker knows of on each partition is the one it wrote
+    assert logs.staging.input_offset("orders", 1) == 7 and logs.staging.input_offset("scans", 2) is None
     assert logs.end_checkpoint(sent) == 0  # ended once
 
 
@@ -480,3 +487,18 @@ def test_a_database_that_fails_to_open_leaves_no_first_batch_waiting(tmp_path: A
         await asyncio.wait_for(logs.ahead_read(), 1.0)  # returns at once
 
     asyncio.run(scenario())
+
+
+def test_a_restore_goes_on_reading_the_inputs_where_its_newest_checkpoint_stood() -> None:
+    """A checkpoint's marker carries the input offsets its changes cover; the restore's seek
+    takes those of the newest one applied (a commit may lag it, or be missing)."""
+    staging = CheckpointStaging("clocks-changelog")
+    clocks = TP("clocks-changelog", 2)
+    staging.arrive(clocks, [Rec2(0, b"\x00checkpoint:3", b"1", 3, 1)])  # an older writer's marker: no offsets
+    assert staging.input_offset("orders", 2) is None
+    staging.arrive(clocks, [
+        Rec2(1, b"\x00checkpoint:3", b'{"inputs": {"orders": 40, "scans": 12}, "seq": 2}', 3, 2),
+        Rec2(2, b"\x00checkpoint:4", b'{"inputs": {"orders": 55, "scans": 12}, "seq": 1}', 4, 1),
+    ])
+    assert (staging.input_offset("orders", 2), staging.input_offset("scans", 2)) == (55, 12)
+    assert staging.input_offset("orders", 1) is None  # another partition: none known

@@ -133,6 +133,19 @@ def test_faust_marks_for_the_scan_through_the_module_replaced() -> None:
     assert "venusian.attach(" in inspect.getsource(faust.app.base.App._task)
 
 
+def test_what_batch_boundaries_are_read_from() -> None:
+    """Boundaries: an answer's time and position per partition, set where the fetcher takes
+    an answer (only one at the position), and the position after a drained answer."""
+    from aiokafka.consumer.subscription_state import Assignment
+
+    assert "self._tp_state = {}" in inspect.getsource(Assignment.__init__)
+    proc = inspect.getsource(Fetcher._proc_fetch_request)
+    assert "tp_state.position != fetch_offset" in proc  # an answer for another position is dropped
+    assert "tp_state.timestamp = now_ms" in proc
+    assert "self._records[tp] = FetchResult(" in proc  # an answer with records is held
+    assert "self._partition_records = None" in inspect.getsource(FetchResult.getall)
+
+
 def test_aiokafkas_partition_state_reads_relied_on() -> None:
     from aiokafka.consumer.subscription_state import Assignment, SubscriptionState, TopicPartitionState
 
