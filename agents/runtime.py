@@ -116,9 +116,12 @@ def stop_on_delivery_failure(line: str) -> None:
 class Checkpoint:
     """What must be on the broker before input offsets are committed, in this order (as
     quix-streams' checkpoint and Kafka Streams' commit do): Faust's own producer buffer,
-    then the tables' changed keys to their changelogs and every output, each changelog
-    partition ended by a batch of one record (streams.faust_internals: Tansu's reported ends), then
-    a persistent store told how far its changelogs are applied. Faust awaits it before every
+    then the tables' changed keys to their changelogs and every output (each changelog
+    partition's last record after the rest, for its delivery report), then a marker per
+    partition that ends the checkpoint and names the input offsets it covers
+    (streams.checkpoints), then a persistent store told how far its changelogs are
+    applied. While it takes and encodes the changes it holds the tables' lock, and no
+    record is handled (agents.process_events). Faust awaits it before every
     offset commit, on revocation and before recovery (streams.faust_internals.CheckpointProducer).
     One at a time: a second one (a rebalance during a commit) waits, then covers what
     changed since the first took its keys.
@@ -138,10 +141,11 @@ class Checkpoint:
         self.changelog_last = changelog_last  # those last records, then the end markers (delivery reports)
         self.loop_watch = loop_watch
         self.freezer = Freezer()
-        # The tables' lock: held while a checkpoint reads the tables' changes (and while it
-        # fences), and by a record paused midway (agents.process_events), so a checkpoint
-        # never sees half a record. Not held while the checkpoint waits for the broker:
-        # records go on meanwhile (a checkpoint at 1M events waits for seconds).
+        # The tables' lock: held while a checkpoint takes and encodes the tables' changes
+        # (and while it fences), and by a record paused midway (agents.process_events), so
+        # a checkpoint never sees half a record, nor a record after its input offsets. Not
+        # held while the checkpoint waits for the broker: records go on meanwhile (a
+        # checkpoint at 1M events waits for seconds).
         self.lock = asyncio.Lock()
         self._one_at_a_time = asyncio.Lock()
         # the generation in which this worker found its membership lost: nothing of it is
@@ -176,7 +180,7 @@ class Checkpoint:
                         return
                     changelogs.end_checkpoint(last.produce)
                 await last.flush()
-            changelogs.persist_offsets()
+            await changelogs.persist()
             self.freezer.freeze_survivors()
 
 

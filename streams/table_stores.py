@@ -227,6 +227,9 @@ class Changelogs:
         self._events: dict[int, _PartitionEvent] = {}
         self._persist: dict[tuple[int, int], int] = {}  # (store index, partition) -> offset
         self.produced = 0
+        # (a persistent store, partition, a write batch) of the checkpoint under way: written
+        # to the store once the checkpoint is ended (persist)
+        self._local_writes: list[tuple[Any, int, Any]] = []
         self.write_batch: Callable[[], Any] = _write_batch  # a persistent store's write batch
         self.fence = EpochFence()
         self.staging = CheckpointStaging()  # its marker topic is set by declare_tables
@@ -312,6 +315,8 @@ class Changelogs:
         self.staging.clear()
         self.unended.clear()
         self.unended_inputs = {}
+        self._local_writes = []
+        self._persist.clear()
         for store in self.stores:
             store.dirty.clear()  # the same dict stays shared with the store's DirtyDict
             data = store.table.data
@@ -326,9 +331,9 @@ class Changelogs:
     def produce_pending(self, produce: Produce, generation: int = 0) -> list[tuple[Any, ...]]:
         """Hand every changed key's newest value to `produce`, except the last one of each
         changelog partition, which is returned: produce those once the rest is on the
-        broker. So every flush ends each partition with a batch of one record, and the
-        high watermark is right even on a broker that reports it as the last batch's base
-        offset + 1 (Tansu does): recovery reads a changelog up to its high watermark."""
+        broker, through the producer with delivery reports, whose report of each then
+        tells a persistent store how far its changelog partition is applied (a report for
+        every record would cost a Python call each)."""
         held: list[tuple[Any, ...]] = []
         for _ in self._produce_steps(produce, held, float("inf"), generation):
             pass
@@ -338,11 +343,12 @@ class Changelogs:
                                      slice_s: float = 0.002) -> list[tuple[Any, ...]]:
         """`produce_pending`, giving the event loop a turn after every `slice_s` of work: a
         busy worker's second of changes takes tens of ms to encode, and a burst's (a day of
-        deadlines fired at once) seconds; the records arriving meanwhile go on between the
-        slices. A slice is as long as a slice of record handling (agents.process_events'
-        SLICE_S), whatever a change costs to encode (14 µs on average in a 260,000-change
-        checkpoint). What they change is noted for the next flush (the changed keys were
-        taken before the first record)."""
+        deadlines fired at once) seconds. A slice is as long as a slice of record handling
+        (agents.process_events' SLICE_S), whatever a change costs to encode (14 µs on
+        average in a 260,000-change checkpoint). No record is handled between the slices
+        (agents.process_events waits for the tables' lock): the values are the core's live
+        objects, and a record would change them in place under a checkpoint whose input
+        offsets do not cover it."""
         held: list[tuple[Any, ...]] = []
         for _ in self._produce_steps(produce, held, slice_s, generation):
             await asyncio.sleep(0)
@@ -400,14 +406,12 @@ class Changelogs:
                     produce(topic, raw, raw_key, partition=partition, headers=header)
                 if clock() >= turn_at:
                     # a store's write of a busy commit's changes in one batch blocks for
-                    # tens of ms: each slice writes its own
-                    for partition, batch in writes.items():
-                        rocksdb_write(table.data, partition, batch)
+                    # tens of ms: each slice makes its own
+                    self._local_writes.extend((table.data, partition, batch) for partition, batch in writes.items())
                     writes.clear()
                     yield
                     turn_at = clock() + slice_s
-            for partition, batch in writes.items():
-                rocksdb_write(table.data, partition, batch)
+            self._local_writes.extend((table.data, partition, batch) for partition, batch in writes.items())
             self.produced += len(dirty)
 
     def end_checkpoint(self, produce: Produce) -> int:
@@ -439,8 +443,28 @@ class Changelogs:
         return delivered
 
     def persist_offsets(self) -> None:
-        """After the changelog records are on the broker: tell a persistent store (RocksDB)
-        how far its changelog partitions are applied, so recovery starts from there."""
+        """`persist`, at once."""
+        for _ in self._persist_steps(float("inf")):
+            pass
+
+    async def persist(self, slice_s: float = 0.002) -> None:
+        """Once the checkpoint is ended (its marker on the broker): write its changes to a
+        persistent store (RocksDB), then tell it how far its changelog partitions are
+        applied, so a restart's recovery starts from there; the loop gets a turn between
+        write batches. Written before, a kill in the middle of the checkpoint left the
+        local store holding part of a checkpoint its changelogs never completed (an order's
+        new facts without the seller's figures that count them), which no restore undoes."""
+        for _ in self._persist_steps(slice_s):
+            await asyncio.sleep(0)
+
+    def _persist_steps(self, slice_s: float) -> Iterator[None]:
+        writes, self._local_writes = self._local_writes, []
+        turn_at = time.perf_counter() + slice_s
+        for data, partition, batch in writes:
+            rocksdb_write(data, partition, batch)
+            if time.perf_counter() >= turn_at:
+                yield
+                turn_at = time.perf_counter() + slice_s
         persist, self._persist = self._persist, {}
         for (index, partition), offset in persist.items():
             table = self.stores[index].table

@@ -34,7 +34,7 @@ class Changelogs:
         self.unended = {}
         return 1
 
-    def persist_offsets(self) -> None:
+    async def persist(self) -> None:
         self.log.append("persisted")
 
 

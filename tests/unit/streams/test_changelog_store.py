@@ -224,6 +224,7 @@ def test_a_persistent_store_gets_each_flush_and_is_read_back_whole_after_recover
     fast["i"] = [3]
     sent = Sent()
     logs.produce_last(sent, logs.produce_pending(sent))
+    logs.persist_offsets()  # the checkpoint ended
     dbs = a.table.data._dbs
     assert dbs[1] == {b"k": b"[1]"} and dbs[2] == {b"i": b"[3]"}
     dbs[3] = FakeDB({b"x": b"[9]"})  # a partition not assigned here
@@ -502,3 +503,24 @@ def test_a_restore_goes_on_reading_the_inputs_where_its_newest_checkpoint_stood(
     ])
     assert (staging.input_offset("orders", 2), staging.input_offset("scans", 2)) == (55, 12)
     assert staging.input_offset("orders", 1) is None  # another partition: none known
+
+
+def test_a_persistent_store_is_written_only_once_its_checkpoint_is_ended() -> None:
+    """A kill in the middle of a checkpoint leaves its changelogs incomplete, and a restore
+    drops it; the local store must not hold part of it either."""
+    logs, a, b = stores()
+    logs.at(1)
+    a["order"] = [1]
+    b["seller"] = [2]
+    sent = Sent()
+    logs.produce_last(sent, logs.produce_pending(sent))
+    assert a.table.data._dbs == {} and b.table.data._dbs == {}  # not yet: the checkpoint is not ended
+    logs.persist_offsets()
+    assert a.table.data._dbs[1] == {b"order": b"[1]"} and b.table.data._dbs[1] == {b"seller": b"[2]"}
+    # a worker fenced mid-checkpoint drops what it has not written
+    logs.at(1)
+    a["order"] = [3]
+    logs.produce_last(sent, logs.produce_pending(sent))
+    logs.discard_pending()
+    logs.persist_offsets()
+    assert a.table.data._dbs[1] == {b"order": b"[1]"}
