@@ -28,7 +28,9 @@ class TimestampMerge(Generic[Item]):
     def __init__(self, topics: tuple[str, ...], has_unread: Callable[[str, int, int | None], bool],
                  max_idle_s: float = 2.0, clock: Callable[[], float] = time.monotonic,
                  fetched: Callable[[str, int], Any] = lambda topic, partition: None,
-                 stalled: Callable[[str, int], str] = lambda topic, partition: "") -> None:
+                 stalled: Callable[[str, int], str] = lambda topic, partition: "",
+                 grace_s: float = 0.0,
+                 answered_at: Callable[[str, int], float | None] = lambda topic, partition: None) -> None:
         self.rank = {t: i for i, t in enumerate(topics)}
         self.topics = topics
         self.has_unread = has_unread  # (topic, partition, last offset received or None) -> bool
@@ -42,14 +44,26 @@ class TimestampMerge(Generic[Item]):
         self.received: dict[tuple[str, int], int] = {}
         # partition -> (since, topic, fetched, said): waiting for that topic since then
         self.blocked_since: dict[int, tuple[float, str, Any, bool]] = {}
+        # The arrival grace: a record passes a topic with nothing buffered only once the
+        # broker has answered for that topic `grace_s` after the record arrived here
+        # (`answered_at`: when the log end last asked was answered, on `clock`), so a record
+        # its producer sent before, but the broker appended after, is still waited for.
+        self.grace_s = grace_s
+        self.answered_at = answered_at
+        self.arrivals: dict[tuple[str, int], deque[float]] = {}  # arrival of each buffered record
+        self.in_grace: set[int] = set()  # partitions whose release waits for the grace now
 
-    def offer(self, topic: str, partition: int, offset: int, timestamp: int, item: Item) -> None:
+    def offer(self, topic: str, partition: int, offset: int, timestamp: int, item: Item,
+              arrived: float | None = None) -> None:
         queues = self.queues.setdefault(partition, {})
         q = queues.get(topic)
         if q is None:
             q = queues[topic] = deque()
         q.append((timestamp, offset, item))
         self.received[(topic, partition)] = offset
+        if self.grace_s > 0:
+            self.arrivals.setdefault((topic, partition), deque()).append(
+                self.clock() if arrived is None else arrived)
 
     def buffered(self, partition: int | None = None) -> int:
         parts = self.queues.values() if partition is None else [self.queues.get(partition, {})]
@@ -68,6 +82,8 @@ class TimestampMerge(Generic[Item]):
             return
         rank = self.rank
         read_up: set[str] = set()  # topics found with nothing unread, during this call
+        self.in_grace.discard(partition)
+        grace = self.grace_s > 0
         while True:
             best_topic, best_key = None, None
             for topic, q in queues.items():
@@ -77,11 +93,15 @@ class TimestampMerge(Generic[Item]):
                         best_topic, best_key = topic, key
             if best_topic is None:
                 return
-            if self._waiting_for_others(partition, queues, read_up):
+            arrived = self.arrivals[(best_topic, partition)][0] if grace else None
+            if self._waiting_for_others(partition, queues, read_up, arrived):
                 return
+            if grace:
+                self.arrivals[(best_topic, partition)].popleft()
             yield queues[best_topic].popleft()[2]
 
-    def _waiting_for_others(self, partition: int, queues: dict[str, deque[Any]], read_up: set[str]) -> bool:
+    def _waiting_for_others(self, partition: int, queues: dict[str, deque[Any]], read_up: set[str],
+                            arrived: float | None = None) -> bool:
         for topic in self.topics:
             if topic in read_up or queues.get(topic):
                 continue
@@ -99,6 +119,12 @@ class TimestampMerge(Generic[Item]):
                                     partition, now - blocked[0], topic, self.stalled(topic, partition))
                     return True
                 return False  # no progress for long enough: go on without it, as Kafka Streams does
+            if arrived is not None:
+                answered = self.answered_at(topic, partition)
+                if answered is None or answered < arrived + self.grace_s:
+                    self.in_grace.add(partition)  # asked again once the grace has passed
+                    return True
+                continue  # read up for this record; a later record is checked again
             read_up.add(topic)
         self.blocked_since.pop(partition, None)
         return False
@@ -118,5 +144,7 @@ class TimestampMerge(Generic[Item]):
                 for q in self.queues.pop(p).values():
                     dropped.extend(item for _, _, item in q)
                 self.blocked_since.pop(p, None)
+                self.in_grace.discard(p)
         self.received = {k: v for k, v in self.received.items() if partitions is not None and k[1] not in partitions}
+        self.arrivals = {k: v for k, v in self.arrivals.items() if partitions is not None and k[1] not in partitions}
         return dropped

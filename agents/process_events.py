@@ -49,7 +49,7 @@ class EventProcessor:
     def __init__(self, app: Any, engine: Engine, pipeline: Pipeline, changelogs: Changelogs,
                  checkpoint: Checkpoint, view: RedisView, reading: InputReading,
                  publish: Callable[[Outgoing], None], ticks_topic: str, max_idle_s: float,
-                 trace: bool = False) -> None:
+                 trace: bool = False, arrival_grace_s: float = 0.0) -> None:
         self.app = app
         self.engine = engine
         self.pipeline = pipeline
@@ -64,7 +64,8 @@ class EventProcessor:
         self._stall_said: dict[int, float] = {}  # partition -> when its stall was last logged
         self.merge: TimestampMerge[Any] = TimestampMerge(
             pipeline.guarded, reading.has_unread, max_idle_s=max_idle_s,
-            fetched=reading.fetched, stalled=reading.stalled)
+            fetched=reading.fetched, stalled=reading.stalled,
+            grace_s=arrival_grace_s, answered_at=reading.answered)
         self.generation = -1  # the rebalance generation the tables were last rebuilt for
         self.positions: dict[TP, int] = {}  # input partition -> the offset after the last record handled
         self._acks: Acks | None = None
@@ -174,6 +175,11 @@ class EventProcessor:
             out.setdefault(tp.partition, {})[tp.topic] = offset
         return out
 
+    def waiting_for_grace(self) -> tuple[int, ...]:
+        """The partitions whose records wait for the arrival grace to pass: the consumer hands
+        them over again (an empty batch, fresh log ends) even when nothing new comes."""
+        return tuple(self.merge.in_grace)
+
     def _trace(self, topic: str, partition: int, record: Any, outcome: Outcome) -> None:
         """WARDEN_TRACE_DECISIONS: one line per decision, with what it was made from."""
         state = (f"partition {partition}, caused by {topic}@{record.offset} (timestamp {record.timestamp}), "
@@ -208,6 +214,9 @@ class EventProcessor:
             return
         self.rebuild_after_rebalance()
         self.reading.log_ends.update(ends)
+        if ends:
+            answered = time.monotonic()  # the log ends were asked after this batch's fetch
+            self.reading.answered_at.update(dict.fromkeys(ends, answered))
         ack = self.acks().ack
         at = self.changelogs.at
         merge, handle, ticks_topic = self.merge, self.handle, self.ticks_topic
@@ -219,8 +228,9 @@ class EventProcessor:
             if topic == ticks_topic:
                 ticks.extend((tp, r) for r in records)
                 continue
+            arrived = time.monotonic()
             for r in records:
-                merge.offer(topic, partition, r.offset, r.timestamp, (tp, r))
+                merge.offer(topic, partition, r.offset, r.timestamp, (tp, r), arrived)
         handled: dict[TP, int] = {}
         positions = self.positions  # each record's, as it is handled: a checkpoint between two reads it
         clock = time.perf_counter

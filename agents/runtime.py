@@ -43,7 +43,11 @@ class InputReading:
         # The log end of each input (topic, partition), as the broker answered it after
         # the latest fetch of that partition (streams.faust_internals: ListOffsets).
         self.log_ends: dict[TP, int] = {}
+        self.answered_at: dict[TP, float] = {}  # when each log end was last answered (monotonic)
         self.pipeline: Pipeline | None = None
+
+    def answered(self, topic: str, partition: int) -> float | None:
+        return self.answered_at.get(TP(topic, partition))
 
     def has_unread(self, topic: str, partition: int, last_offset: int | None) -> bool:
         """Whether (topic, partition) may hold records past `last_offset` (the last one

@@ -110,7 +110,8 @@ def build_worker(settings: Settings) -> Worker:
     ticks_topic = settings.topic(T.TICKS)
     processor = EventProcessor(app, engine, pipeline, changelogs, checkpoint, view, reading,
                                publish=outputs.send, ticks_topic=ticks_topic,
-                               max_idle_s=settings.max_task_idle_s, trace=settings.trace_decisions)
+                               max_idle_s=settings.max_task_idle_s, trace=settings.trace_decisions,
+                               arrival_grace_s=settings.arrival_grace_ms / 1000)
     changelogs.input_positions = processor.input_positions  # what each checkpoint covers
     app.restored_input_offset = changelogs.staging.input_offset  # type: ignore[attr-defined]  # where inputs go on
     worker = Worker(settings, app, topics, policy, changelogs, engine, pipeline, outputs, changelog_out,
@@ -128,7 +129,8 @@ def _register(worker: Worker) -> None:
     """The worker's agent, timer, background tasks and pages, on its app."""
     app, settings, processor = worker.app, worker.settings, worker.processor
     route_batches(app, worker.topics.inputs.topics, processor.process_batch, processor.merge.waiting_for,
-                  LogEnds(settings.kafka_bootstrap_servers, settings.kafka_client_config()))
+                  LogEnds(settings.kafka_bootstrap_servers, settings.kafka_client_config()),
+                  again=processor.waiting_for_grace)
 
     async def process_events(stream: Any) -> None:
         await processor.process_events(stream)

@@ -35,6 +35,16 @@ def _positive_int(raw: str, var: str) -> int:
     return value
 
 
+def _non_negative_int(raw: str, var: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{var}={raw!r} is not an integer") from None
+    if value < 0:
+        raise ConfigError(f"{var}={raw!r} must be 0 or more")
+    return value
+
+
 def _positive_float(raw: str, var: str) -> float:
     try:
         value = float(raw)
@@ -164,6 +174,13 @@ class Settings:
     max_task_idle_s: float = 30.0
     """WARDEN_MAX_TASK_IDLE: seconds a partition's merge waits for an input topic that has
     unread records before it goes on without it (Kafka Streams' max.task.idle.ms)."""
+    arrival_grace_ms: int = 0
+    """WARDEN_ARRIVAL_GRACE_MS: how long a record waits for records of its partition's other
+    input topics that the broker has not appended yet, though sent before it (a producer
+    batches each partition on its own, so one sent earlier can reach the log a few ms
+    later). 0: none, as Kafka Streams' max.task.idle.ms; the merge then waits only for
+    what the broker holds. The wait is paid only where a topic of the partition has
+    nothing buffered."""
     commit_interval_s: float = 5.0
     """WARDEN_COMMIT_INTERVAL: seconds between offset commits. Each commit first writes
     every changed table key's newest value to its changelog, once: the longer the
@@ -266,6 +283,7 @@ ENVIRONMENT: Mapping[str, tuple[str, Callable[[str, str], object]]] = {
     "WARDEN_TRACE_DECISIONS": ("trace_decisions", _flag),
     "WARDEN_MAX_TASK_IDLE": ("max_task_idle_s", _positive_float),
     "WARDEN_COMMIT_INTERVAL": ("commit_interval_s", _positive_float),
+    "WARDEN_ARRIVAL_GRACE_MS": ("arrival_grace_ms", _non_negative_int),
     "WARDEN_INSTANCE_ID": ("instance_id", _prefix),
     "WARDEN_FAILPOINT": ("failpoint", _choice("checkpoint-partial")),
     "WARDEN_AUTH_SECRET": ("auth_secret", _text),

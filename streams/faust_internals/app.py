@@ -36,13 +36,17 @@ class BatchTransport(KafkaTransport):
 
 def route_batches(app: Any, topics: Collection[str], handler: BatchHandler,
                   wanted: Callable[[], tuple[tuple[str, int], ...]] | None = None,
-                  log_ends: LogEndsAsk | None = None) -> None:
+                  log_ends: LogEndsAsk | None = None,
+                  again: Callable[[], tuple[int, ...]] | None = None) -> None:
     """Deliver the records of `topics` to `handler` in batches (see the module's doc); the
     (topic, partition)s `wanted()` names (the handler waits for them) first. `log_ends`
-    asks the brokers for the log ends the handler is given (default: through the consumer)."""
+    asks the brokers for the log ends the handler is given (default: through the consumer).
+    The partitions `again()` names are handed to the handler again every 20 ms with no
+    records and fresh log ends, even if nothing new arrives (it waits on time there)."""
     app.batch_route = (frozenset(topics), handler)
     app.batch_wanted = wanted
     app.batch_log_ends = log_ends
+    app.batch_again = again
 
 
 def route_changelogs(app: Any, apply: Callable[[Any, TP, list[Any]], bool]) -> None:

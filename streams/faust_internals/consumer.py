@@ -298,14 +298,25 @@ class BatchConsumer(KafkaConsumer):
         consumer_stopped = self._stopped.is_set
         fetcher_stopped = fetcher._stopped.is_set
         app = self.app
+        again = getattr(app, "batch_again", None)
+        any_topic = next(iter(topics))
         try:
             while not (consumer_stopped() or fetcher_stopped()):
-                records, active = await self._wait_next_records(1.0)
+                waiting = again() if again is not None else ()
+                records, active = await self._wait_next_records(0.02 if waiting else 1.0)
                 await self.sleep(0)
-                if not records or self.should_stop:
+                if self.should_stop:
                     continue
                 generation = app.consumer_generation_id
                 sought = self._sought_generation == generation
+                if not records:
+                    if waiting and sought and self.flow_active and not app.rebalancing:
+                        # nothing new: the partitions waiting on time are asked again
+                        parts = set(waiting)
+                        ends = await self._log_ends(topics, parts)
+                        if self.flow_active and app.consumer_generation_id == generation:
+                            await handler([(TP(any_topic, p), []) for p in sorted(parts)], generation, ends)
+                    continue
                 batch: Batch = []
                 for tp, recs in records.items():
                     if not self.flow_active or app.consumer_generation_id != generation:

@@ -132,6 +132,12 @@ class Cluster:
             WARDEN_PARTITIONS=str(partitions), WARDEN_POLICY=str(ROOT / "rules" / "policy.yaml"),
             WARDEN_LOG_LEVEL="info", WARDEN_TICK_INTERVAL="0.5", PYTHONPATH=str(ROOT),
             WARDEN_TRACE_DECISIONS="1",  # a line per decision in the logs: from what it was made
+            # The oracle replays the history in timestamp order. The producer sends each day in
+            # that order, but batches each partition on its own, and the broker may append a
+            # record after one sent later (in one trial, a cancellation was appended after orders
+            # 28 minutes of history younger, and a worker released them first): the workers
+            # wait that long for such records (README, "Processing order")
+            WARDEN_ARRIVAL_GRACE_MS="250",
             # Tansu's ListOffsets can answer short of the log end, which Faust's recovery
             # check takes for a store ahead of its changelog (README: Production)
             WARDEN_RECOVERY_CHECK="on" if os.environ.get("WARDEN_TEST_BROKER") == "external" else "off",

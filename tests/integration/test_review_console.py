@@ -153,7 +153,8 @@ def test_a_proposed_suspension_is_queued_claimed_read_and_approved(console: dict
     assert "buyer-30" in page.locator("table.evidence").inner_text()
     page.locator('input[value="APPROVE"]').check()
     page.locator("#note").fill("Ten late drop-offs in one week; <b>no</b> carrier fault claimed.")
-    page.locator("form.decide button").click()
+    with page.expect_navigation():  # the decision's page loaded before the person reloads it
+        page.locator("form.decide button").click()
     wait_for(lambda: page.reload() or page.locator(".decision-state.applied").count() == 1, "applied")
     shot(page, "review-case-applied")
     sent = decisions_for(console, elder["action_id"], 1)
@@ -220,7 +221,8 @@ def test_an_appeal_from_the_sellers_page_is_granted_and_the_seller_reinstated(co
     action = seller.locator(f'li.action[data-action-id="{elder}"]')
     action.locator("summary").click()
     action.locator("textarea").fill("My carrier <lost> the scans; receipts attached.")
-    action.locator("button[type=submit]").click()
+    with seller.expect_navigation():
+        action.locator("button[type=submit]").click()
     reviewer = signed_in(browser, web, "reviewer", "reviewer-3")
     wait_for(lambda: reviewer.goto(f"{web.url}/review?kind=APPEAL") and
              reviewer.locator(f'li.case[data-action-id="{elder}"]').count(), "the appeal in the queue")

@@ -87,7 +87,8 @@ def test_a_record_that_waited_for_a_checkpoint_which_fenced_the_worker_is_abando
     async def scenario() -> None:
         app = SimpleNamespace(consumer_generation_id=3)
         checkpoint = SimpleNamespace(lock=asyncio.Lock(), fenced_generation=None)
-        reading = SimpleNamespace(has_unread=lambda *a: False, fetched=lambda *a: None, stalled=lambda *a: "")
+        reading = SimpleNamespace(has_unread=lambda *a: False, fetched=lambda *a: None, stalled=lambda *a: "",
+                            answered=lambda *a: None)
         processor = EventProcessor(app, None, SimpleNamespace(guarded=()), SimpleNamespace(at=lambda p: None),  # type: ignore[arg-type]
                                    checkpoint, None, reading, lambda out: None, "ticks", 30.0)  # type: ignore[arg-type]
         # a record paused midway takes the lock when it is free, and holds it to its end

@@ -108,7 +108,8 @@ def test_a_record_waits_while_a_checkpoint_takes_the_tables_changes() -> None:
         app = SimpleNamespace(consumer_generation_id=3, rebalancing=False,
                               consumer=SimpleNamespace(flow_active=True))
         checkpoint = SimpleNamespace(lock=asyncio.Lock(), fenced_generation=None)
-        r = SimpleNamespace(has_unread=lambda *a: False, fetched=lambda *a: None, stalled=lambda *a: "")
+        r = SimpleNamespace(has_unread=lambda *a: False, fetched=lambda *a: None, stalled=lambda *a: "",
+                            answered=lambda *a: None)
         processor = EventProcessor(app, None, SimpleNamespace(guarded=()), SimpleNamespace(at=lambda p: None),  # type: ignore[arg-type]
                                    checkpoint, None, r, lambda out: None, "ticks", 30.0)  # type: ignore[arg-type]
         await checkpoint.lock.acquire()  # a checkpoint is encoding the tables' changes
