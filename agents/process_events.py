@@ -214,7 +214,7 @@ class EventProcessor:
             return
         self.rebuild_after_rebalance()
         self.reading.log_ends.update(ends)
-        if ends:
+        if ends and self.merge.grace_s > 0:
             answered = time.monotonic()  # the log ends were asked after this batch's fetch
             self.reading.answered_at.update(dict.fromkeys(ends, answered))
         ack = self.acks().ack

@@ -25,24 +25,22 @@ def _port(raw: str, var: str) -> int:
     return port
 
 
-def _positive_int(raw: str, var: str) -> int:
+def _int_at_least(raw: str, var: str, minimum: int) -> int:
     try:
         value = int(raw)
     except ValueError:
         raise ConfigError(f"{var}={raw!r} is not an integer") from None
-    if value < 1:
-        raise ConfigError(f"{var}={raw!r} must be at least 1")
+    if value < minimum:
+        raise ConfigError(f"{var}={raw!r} must be at least {minimum}")
     return value
+
+
+def _positive_int(raw: str, var: str) -> int:
+    return _int_at_least(raw, var, 1)
 
 
 def _non_negative_int(raw: str, var: str) -> int:
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ConfigError(f"{var}={raw!r} is not an integer") from None
-    if value < 0:
-        raise ConfigError(f"{var}={raw!r} must be 0 or more")
-    return value
+    return _int_at_least(raw, var, 0)
 
 
 def _positive_float(raw: str, var: str) -> float:

@@ -92,6 +92,7 @@ class Boundaries:
     the worker's thread are single steps (a snapshot: a stale answer only delays)."""
 
     def __init__(self, topics: Collection[str]) -> None:
+        self.route = topics  # as routed (route_batches): a new route makes new Boundaries
         self.topics = frozenset(topics)
         self.known: dict[TP, int] = {}  # partition -> the latest offset known to be a boundary
         self._seen: dict[Any, tuple[int, int | None]] = {}  # aiokafka tp -> (position, answered at)
@@ -279,7 +280,7 @@ class BatchConsumer(KafkaConsumer):
         route = getattr(self.app, "batch_route", None)
         if route is None:
             return None
-        if self._boundaries is None or self._boundaries.topics != route[0]:
+        if self._boundaries is None or self._boundaries.route is not route[0]:
             self._boundaries = Boundaries(route[0])
         return self._boundaries
 
