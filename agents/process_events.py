@@ -96,9 +96,9 @@ class EventProcessor:
         REBALANCES.inc()
         owned = self.owned()
         started = time.perf_counter()
-        bind_fast(self.engine.stores, self.changelogs, owned)
+        bind_fast(self.engine.stores, self.changelogs, owned, self.engine.partition_of)
         bound = time.perf_counter()
-        PENDING_DEADLINES.set(self.engine.rebuild_timers())
+        PENDING_DEADLINES.set(self.engine.rebuild_timers(owned))
         gc.freeze()  # the recovered tables: long-lived, never cyclic garbage
         rebuilt = time.perf_counter()
         log.info("partitions %s: tables read in %.2f s, timers rebuilt in %.2f s", sorted(owned),
@@ -205,8 +205,8 @@ class EventProcessor:
         hundred µs has no reason to wait for."""
         if self.checkpoint.fenced_generation == self.app.consumer_generation_id:
             return  # membership lost (agents.runtime.Checkpoint): wait for the next assignment
-        if self.changelogs.reading_ahead:
-            await self.changelogs.ahead_read()  # the tables read ahead at a restart: nearly done
+        if self.changelogs.opening:
+            await self.changelogs.wait_opened()  # a restart's databases opened meanwhile: nearly done
             if not batch_current(self.app, generation):
                 return
         await self._checkpoint_taken()
@@ -218,7 +218,7 @@ class EventProcessor:
             answered = time.monotonic()  # the log ends were asked after this batch's fetch
             self.reading.answered_at.update(dict.fromkeys(ends, answered))
         ack = self.acks().ack
-        at = self.changelogs.at
+        at, trim = self.changelogs.at, self.changelogs.trim
         merge, handle, ticks_topic = self.merge, self.handle, self.ticks_topic
         partitions: set[int] = set()
         ticks: list[tuple[TP, Any]] = []
@@ -245,6 +245,7 @@ class EventProcessor:
                         if clock() > midway:
                             turn_at = midway = await self._turn_in_record(partition)
                     self._end_record()
+                    trim()
                     ack(tp, r.offset)
                     handled[tp] = r.offset
                     positions[tp] = r.offset + 1
@@ -261,6 +262,7 @@ class EventProcessor:
                     if clock() > midway:
                         turn_at = midway = await self._turn_in_record(tp.partition)
                 self._end_record()
+                trim()
                 ack(tp, r.offset)
                 handled[tp] = r.offset
                 positions[tp] = r.offset + 1

@@ -75,10 +75,11 @@ def build_worker(settings: Settings) -> Worker:
     app = build_app(settings)
     topics = declare_topics(app, settings)
     policy = load_policy(settings.policy_path)
-    stores, changelogs = declare_tables(app, settings.partitions)
+    stores, changelogs = declare_tables(app, settings.partitions, settings.table_cache_entries)
     route_changelogs(app, changelogs.apply)  # table recovery in bulk, through the epoch fence
     codec = Codec(settings.schema_registry_url)
-    engine = Engine(policy, stores, clock=settings.clock, wall_clock=wall_clock_ms, timezone=settings.timezone)
+    engine = Engine(policy, stores, clock=settings.clock, wall_clock=wall_clock_ms, timezone=settings.timezone,
+                    timer_limit=settings.table_cache_entries if settings.store == "rocksdb" else None)
     reading = InputReading(app)
     pipeline = Pipeline(
         engine, codec, settings.partitions, settings.topic_prefix,
@@ -158,15 +159,13 @@ def _register(worker: Worker) -> None:
 
     async def open_stores() -> None:
         started = time.perf_counter()
-        opened, read = await open_local_stores(worker.changelogs, settings.partitions,
-                                               lambda: group_join_begun(app.consumer),
-                                               meanwhile=worker.engine.calendar.load)
-        if read:
-            STARTUP_PHASE.labels("read_ahead").set(worker.changelogs.ahead_seconds)
+        opened = await open_local_stores(worker.changelogs, settings.partitions,
+                                         lambda: group_join_begun(app.consumer),
+                                         meanwhile=worker.engine.calendar.load)
         if opened:
-            log.info("opened %d local table databases and read %d values before the assignment (%.2f s after "
-                     "the start, reading %.2f s)", opened, read, time.perf_counter() - started,
-                     worker.changelogs.ahead_seconds)
+            STARTUP_PHASE.labels("open").set(time.perf_counter() - started)
+            log.info("opened %d local table databases before the assignment (%.2f s after the start)", opened,
+                     time.perf_counter() - started)
 
     app.early_tasks = (open_stores,)  # while the group join waits on the broker
     for task in (declare_output_topics, worker.view.run, worker.broker.run, worker.loop_watch.run):

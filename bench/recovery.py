@@ -108,7 +108,7 @@ def section_startup(ctx: Context, report: Any) -> None:
     if "spawned" in killed:
         report.add("f", "recovery phase: kill -9 -> process started", round(killed["spawned"] - killed["at"], 2), "s",
                    "the killed process reaped and the replacement's process made")
-    for phase in ("join", "read_ahead", "restore", "tables", "timers"):
+    for phase in ("join", "open", "restore", "tables", "timers"):
         value = phases.get(f'{{phase="{phase}"}}')
         if value is not None:
             report.add("f", f"recovery phase: {phase}", round(value, 2), "s", PHASES[phase])
@@ -126,9 +126,9 @@ def section_startup(ctx: Context, report: Any) -> None:
 
 PHASES = {
     "join": "replacement's process start -> partitions assigned (the broker's holds included)",
-    "read_ahead": "the local stores read into memory while the join waits (within join)",
+    "open": "the local stores' databases opened while the join waits (within join)",
     "restore": "assigned -> the tables' changelog tails read",
-    "tables": "the stores bound after the assignment (what was not read ahead read then)",
+    "tables": "the stores bound after the assignment (nothing read: a cache over the databases)",
     "timers": "the deadline heaps rebuilt",
 }
 

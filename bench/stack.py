@@ -354,6 +354,30 @@ def still_working(worker: WorkerRun) -> bool:
     return worker.metric("warden_events_total") > before
 
 
+class Profile:
+    """WARDEN_BENCH_PROFILE=DIR: py-spy samples a worker from `start` to `stop` (its stacks,
+    collapsed, in DIR/NAME.txt); nothing otherwise. For finding where the CPU goes."""
+
+    def __init__(self, pid: int | None, name: str) -> None:
+        self.proc: subprocess.Popen[bytes] | None = None
+        where = os.environ.get("WARDEN_BENCH_PROFILE")
+        if not where or pid is None:
+            return
+        Path(where).mkdir(parents=True, exist_ok=True)
+        spy = Path(sys.executable).parent / "py-spy"
+        self.proc = subprocess.Popen([str(spy), "record", "--pid", str(pid), "--rate", "250", "--format", "raw",
+                                      "--output", str(Path(where) / f"{name}.txt"), "--nonblocking"],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def stop(self) -> None:
+        import signal
+
+        if self.proc is not None:
+            self.proc.send_signal(signal.SIGINT)
+            self.proc.wait(timeout=60)
+            self.proc = None
+
+
 def cpu_seconds(pid: int | None) -> float:
     """A process's user + system CPU time so far (0 if unknown)."""
     if pid is None:

@@ -16,6 +16,7 @@ from bench.stack import (
     BenchFailure,
     Context,
     LoopLag,
+    Profile,
     WorkerRun,
     cpu_seconds,
     drain,
@@ -111,9 +112,11 @@ def section_worker(ctx: Context, report: Any) -> None:
             assert w.proc is not None
             cpu0 = cpu_seconds(w.proc.pid), cpu_seconds(ctx.broker_pid)
             watch = LoopLag([w])
+            profile = Profile(w.proc.pid, f"worker-c{r + 1}")
             try:
                 seconds = drain(ctx, [w], prefix, f"(c) run {r + 1}")
             finally:
+                profile.stop()
                 lags.append(watch.stop())
                 over.append(watch.over_20ms)
             runs.append(len(ctx.data) / seconds)

@@ -107,7 +107,8 @@ EVENT_LOOP_LAG = Histogram(
 STARTUP_PHASE = Gauge(
     "warden_startup_phase_seconds",
     "Where this worker's start went, in seconds: join (process start to partitions assigned, the broker's holds "
-    "included), restore (assigned to the tables' changelogs read), tables (the stores read into memory), "
+    "included), open (a restart's local databases opened, within join), restore (assigned to the tables' "
+    "changelogs read), tables (the stores bound), "
     "timers (the deadline heaps rebuilt).",
     ["phase"], registry=REGISTRY,
 )

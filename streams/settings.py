@@ -39,6 +39,10 @@ def _positive_int(raw: str, var: str) -> int:
     return _int_at_least(raw, var, 1)
 
 
+def _cache_entries(raw: str, var: str) -> int:
+    return _int_at_least(raw, var, 1_000)
+
+
 def _non_negative_int(raw: str, var: str) -> int:
     return _int_at_least(raw, var, 0)
 
@@ -153,6 +157,11 @@ class Settings:
     """WARDEN_STORE: `memory` or `rocksdb` (keeps its changelog offset across restarts)."""
     max_future_skew_s: float = 86_400.0
     """WARDEN_MAX_FUTURE_SKEW: seconds an event time may lie ahead of the wall clock."""
+    table_cache_entries: int = 100_000
+    """WARDEN_TABLE_CACHE_ENTRIES: how many values of each table a worker with the rocksdb
+    store holds decoded in memory (the ones used last); the rest stay on disk and are read
+    when needed. Memory stays flat as the state grows. The deadline heaps hold at most
+    this many entries per partition, too (the later ones are found again in the tables)."""
     tick_interval_s: float = 1.0
     """WARDEN_TICK_INTERVAL: seconds between deadline sweeps under the wall clock."""
     log_level: str = "warning"
@@ -275,6 +284,7 @@ ENVIRONMENT: Mapping[str, tuple[str, Callable[[str, str], object]]] = {
     "WARDEN_STORE": ("store", _choice("memory", "rocksdb")),
     "WARDEN_MAX_FUTURE_SKEW": ("max_future_skew_s", _positive_float),
     "WARDEN_TICK_INTERVAL": ("tick_interval_s", _positive_float),
+    "WARDEN_TABLE_CACHE_ENTRIES": ("table_cache_entries", _cache_entries),
     "WARDEN_LOG_LEVEL": ("log_level", _choice("debug", "info", "warning", "error", "critical")),
     "WARDEN_FETCH_MAX_WAIT_MS": ("fetch_max_wait_ms", _positive_int),
     "WARDEN_RECOVERY_CHECK": ("recovery_check", _choice("on", "off")),

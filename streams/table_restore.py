@@ -3,7 +3,6 @@ epoch fence (streams.epochs)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any, cast
 
 from faust.stores.memory import Store as MemoryStore
@@ -12,9 +11,6 @@ from faust.types import TP
 from streams.checkpoints import CheckpointStaging
 from streams.epochs import EpochFence, stamp_of
 from streams.faust_internals import codec_loads, end_recovery, key_partitions
-
-# (table, partition, the changelog records written to its persistent store; None: not known)
-Restored = Callable[[Any, int, "list[Any] | None"], None]
 
 
 class _Message:
@@ -37,16 +33,14 @@ class _Change:
 
 
 def apply_changelog(app: Any, tp: TP, records: list[Any], fence: EpochFence | None = None,
-                    staging: CheckpointStaging | None = None,
-                    restored: Restored | None = None) -> bool:
+                    staging: CheckpointStaging | None = None) -> bool:
     """Apply a fetch's records of a table's changelog partition to the table in one go, as
     Faust's recovery would one record at a time (an Event, a queue and a task each: 120 µs
     a record, a minute to restore 300,000 events' tables). Keeps the recovery's offsets
     and ends the recovery when it is complete. A `fence` keeps out late writes of an
     earlier owner (EpochFence); `staging` holds each record until its checkpoint is known
     to be complete (streams.checkpoints). False: not a changelog partition being recovered
-    or followed (standby) here; Faust's own path takes it. `restored` hears of what a
-    persistent store was written (streams.table_stores.ChangelogStore.restored)."""
+    or followed (standby) here; Faust's own path takes it."""
     recovery = app.tables.recovery
     table = recovery.tp_to_table.get(tp)
     if table is None:
@@ -70,7 +64,7 @@ def apply_changelog(app: Any, tp: TP, records: list[Any], fence: EpochFence | No
     for group_tp, group in groups:
         table_of_group = recovery.tp_to_table.get(group_tp)
         if table_of_group is not None:
-            _apply(recovery, table_of_group, group_tp, group, restored)
+            _apply(recovery, table_of_group, group_tp, group)
     offsets[tp] = last
     if recovery.in_recovery and not recovery.need_recovery():
         if staging is not None:
@@ -79,19 +73,14 @@ def apply_changelog(app: Any, tp: TP, records: list[Any], fence: EpochFence | No
     return True
 
 
-def _apply(recovery: Any, table: Any, tp: TP, records: list[Any], restored: Restored | None) -> None:
+def _apply(recovery: Any, table: Any, tp: TP, records: list[Any]) -> None:
     """Apply changelog records of `tp` to its table's store."""
     load_key, load_value = codec_loads(table.key_serializer), codec_loads(table.value_serializer)
     store = table.data
-    persistent = not isinstance(store, MemoryStore)
     buffered = recovery.buffers.get(table)
     if buffered:  # what Faust's path buffered for this table comes first
         table.apply_changelog_batch(buffered)
         buffered.clear()
-        if persistent and restored is not None:
-            restored(table, tp.partition, None)
-    if persistent and restored is not None:
-        restored(table, tp.partition, records)
     if isinstance(store, MemoryStore):
         # what MemoryStore.apply_changelog_batch does, without an event per record; through
         # dict's own methods, so a DirtyDict does not take recovery for writes

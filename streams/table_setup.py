@@ -8,40 +8,47 @@ from typing import Any
 
 from faust.stores.memory import Store as MemoryStore
 
-from streams.faust_internals import new_changelog_topic, open_local_partitions
+from streams.faust_internals import new_changelog_topic, open_local_partitions, rocksdb_options
 from streams.table_stores import Changelogs, ChangelogStore
 from tables.codecs import register_codecs
 from tables.engine import Stores
+from tables.keys import clock_partition, seller_of
 
 
-def bind_fast(stores: Stores, changelogs: Changelogs, active: set[int] | None = None) -> None:
+def bind_fast(stores: Stores, changelogs: Changelogs, active: set[int] | None = None,
+              partition_of: Callable[[str], int] | None = None) -> None:
     """Point the core at its tables' fastest views (ChangelogStore.fast), once the tables'
-    stores have recovered; after every rebalance (a persistent store's values are read
-    again for the partitions now `active` here)."""
+    stores have recovered; after every rebalance (a persistent store's cache starts empty,
+    over the partitions now `active` here). `partition_of`: a seller's partition (every
+    key but a clock's starts with its seller's id)."""
+    def by_seller(key: str) -> int:
+        assert partition_of is not None
+        return partition_of(seller_of(key))
+
     for name, store in zip(("orders", "sellers", "defect_buyers", "evidence", "clocks", "enforcement"),
                            changelogs.stores, strict=False):
         current = getattr(stores, name)
         if isinstance(current, ChangelogStore) or store.cache is not None:
-            setattr(stores, name, store.fast(active))
+            of_key = None if partition_of is None else clock_partition if name == "clocks" else by_seller
+            setattr(stores, name, store.fast(active, of_key))
 
 
 async def open_local_stores(changelogs: Changelogs, partitions: int,
                             joining: Callable[[], bool] = lambda: True,
-                            meanwhile: Callable[[], Any] = lambda: None) -> tuple[int, int]:
+                            meanwhile: Callable[[], Any] = lambda: None) -> int:
     """At start, while the group join waits on the broker: run `meanwhile` (other work the
-    first records would wait for), open the persistent stores' databases this worker's
-    data directory holds (streams.faust_internals), so the assignment finds them open, and
-    read their values ahead (Changelogs.read_ahead). All of it waits until `joining()`
-    (the join sent: the app's own start-up is over, and the broker holds the join for
-    seconds): opening a database after a kill replays its write-ahead log with the
-    interpreter held (24 databases at 1M events: 3.1 s), and done first it put the join
-    that long behind. The first batch waits for the opening and the reading
-    (Changelogs.ahead_read). Returns how many databases were opened and how many values
-    read."""
+    first records would wait for) and open the persistent stores' databases this worker's
+    data directory holds (streams.faust_internals), so the assignment finds them open.
+    Nothing of their values is read: the tables are read on demand (BoundedCache). All of
+    it waits until `joining()` (the join sent: the app's own start-up is over, and the
+    broker holds the join for seconds): opening a database after a kill replays its
+    write-ahead log with the interpreter held (24 databases at 1M events: 3.1 s), and done
+    first it put the join that long behind. The first batch waits for the opening
+    (Changelogs.wait_opened). Returns how many databases were opened."""
     persistent = bool(changelogs.stores) and not any(isinstance(s.table.data, MemoryStore)
                                                      for s in changelogs.stores)
     if persistent:
-        changelogs.begin_read_ahead()
+        changelogs.begin_opening()
     opened = 0
     try:
         waited = 0.0
@@ -54,22 +61,20 @@ async def open_local_stores(changelogs: Changelogs, partitions: int,
                 for _ in open_local_partitions(store.table.data, partitions):
                     opened += 1
                     await asyncio.sleep(0)  # a database at a time: the consumer's thread runs between
-    except BaseException:
-        changelogs.end_read_ahead()  # the first batch never waits for a reading that will not come
-        raise
-    if not opened:
-        changelogs.end_read_ahead()
-        return 0, 0
-    return opened, await changelogs.read_ahead()
+    finally:
+        changelogs.end_opening()  # the first batch never waits for an opening that will not come
+    return opened
 
 
-def declare_tables(app: Any, partitions: int) -> tuple[Stores, Changelogs]:
-    """Declare Warden's tables on `app`, co-partitioned with the input topics."""
+def declare_tables(app: Any, partitions: int, cache_entries: int = 100_000) -> tuple[Stores, Changelogs]:
+    """Declare Warden's tables on `app`, co-partitioned with the input topics; a persistent
+    table holds at most `cache_entries` values decoded (BoundedCache)."""
     register_codecs()
     changelogs = Changelogs()
+    changelogs.cache_entries = cache_entries
 
     def table(name: str, codec: str) -> ChangelogStore:
-        t = app.Table(name, partitions=partitions, key_type=str)
+        t = app.Table(name, partitions=partitions, key_type=str, options=rocksdb_options(app.conf.store))
         # Faust derives changelog serializers from types; ours are codecs. The store is
         # made lazily and reads them then; the changelog topic was made when the table
         # registered (with JSON), so make it again: recovery decodes with its schema.

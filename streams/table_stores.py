@@ -16,7 +16,6 @@ effect there at most, which the core's idempotent updates absorb.
 from __future__ import annotations
 
 import asyncio
-import gc
 import time
 from collections.abc import Callable, Iterator, MutableMapping
 from typing import Any
@@ -32,6 +31,7 @@ from streams.faust_internals import (
     current_event_set,
     key_partitions,
     local_partitions,
+    rocksdb_get,
     rocksdb_items,
     rocksdb_write,
     set_current_partition,
@@ -80,14 +80,11 @@ class ChangelogStore(MutableMapping[str, Any]):
         self.table = table
         self.changelogs = changelogs
         self.dirty: dict[tuple[int, str], Any] = {}
+        # a persistent store's changes taken by a checkpoint and not yet written to it
+        # (Changelogs.persist): what a read of an evicted key finds before the store
+        self.unpersisted: dict[tuple[int, str], Any] = {}
         self._data: MutableMapping[str, Any] | None = None
-        self.cache: DirtyDict | None = None  # a persistent store's values, decoded (fast())
-        # A restarted worker's persistent store read ahead while the group join waits
-        # (read_ahead): partition -> its values decoded, kept up with what the recovery
-        # then writes (restored); the first fast() takes them instead of reading again.
-        self.ahead: dict[int, dict[str, Any]] = {}
-        self._reading: int | None = None  # the partition read ahead now
-        self._stale: set[int] = set()  # written by the recovery while it was read: read again
+        self.cache: BoundedCache | None = None  # a persistent store's values in use, decoded (fast())
 
     @property
     def data(self) -> MutableMapping[str, Any]:
@@ -103,88 +100,25 @@ class ChangelogStore(MutableMapping[str, Any]):
                 self._data = store
         return self._data
 
-    def _loads(self) -> tuple[Callable[[bytes], Any], Callable[[bytes], Any]]:
+    def loads(self) -> tuple[Callable[[bytes], Any], Callable[[bytes], Any]]:
         """The table's key and value decodings."""
         return codec_loads(self.table.key_serializer), codec_loads(self.table.value_serializer)
 
-    def fast(self, active: set[int] | None = None) -> MutableMapping[str, Any]:
-        """What the core should read and write: a DirtyDict (dict-speed reads). For the
-        memory store, its own dict. For a persistent store (RocksDB), every value of the
-        `active` partitions decoded into a dict once, after recovery; each changelog flush
-        writes the changes to the store too (`Changelogs.produce_pending`), so it keeps
-        what the changelog holds and recovery reads only what came after it."""
+    def fast(self, active: set[int] | None = None,
+             partition_of_key: Callable[[str], int] | None = None) -> MutableMapping[str, Any]:
+        """What the core should read and write. For the memory store, its own dict (a
+        DirtyDict: dict-speed reads). For a persistent store (RocksDB), a BoundedCache over
+        the `active` partitions' databases: the values in use decoded, at most
+        `Changelogs.cache_entries` of them; nothing is read ahead. `partition_of_key`: the
+        partition whose database holds a key (else the partition of the record handled)."""
         data = self.data
         if isinstance(data, DirtyDict):
             return data
-        self.cache = cache = DirtyDict((), self.changelogs, self.dirty)
-        ahead, self.ahead = self.ahead, {}
-        load_key, load_value = self._loads()
-        fill = dict.__setitem__
-        for partition in local_partitions(data) if active is None else sorted(active):
-            values = ahead.get(partition)
-            if values is not None:
-                dict.update(cache, values)  # read ahead (not noted as changes)
-                continue
-            for raw_key, raw_value in rocksdb_items(data, {partition}):
-                fill(cache, load_key(raw_key), load_value(raw_value))
-        return cache
-
-    async def read_ahead(self, partitions: list[int], slice_s: float = 0.002) -> int:
-        """Decode the values of `partitions` of a persistent store into `ahead`, giving the
-        loop a turn every `slice_s`: at a restart, while the group join waits on the broker
-        (seconds on every broker: a member's old session must end), what the first
-        assignment would otherwise read with the loop blocked (4 s at 1M events). The
-        join's own steps each wait for a turn, so the slices are short (with slices of
-        2,000 values the join took 3 s longer). Stops once the tables are bound (the
-        assignment came first). Returns the values read."""
-        data = self.table.data
-        if isinstance(data, MemoryStore):
-            return 0
-        load_key, load_value = self._loads()
-        count = 0
-        clock = time.perf_counter
-        turn_at = clock() + slice_s
-        for partition in partitions:
-            values: dict[str, Any] = {}
-            self._reading = partition
-            try:
-                for raw_key, raw_value in rocksdb_items(data, {partition}):
-                    values[load_key(raw_key)] = load_value(raw_value)
-                    count += 1
-                    if count % 64 == 0 and clock() > turn_at:
-                        await asyncio.sleep(0)
-                        turn_at = clock() + slice_s
-                        if self.cache is not None:
-                            return count
-            finally:
-                self._reading = None
-            if self.cache is not None:
-                return count
-            if partition in self._stale:
-                self._stale.discard(partition)
-            else:
-                self.ahead[partition] = values
-        return count
-
-    def restored(self, partition: int, records: list[Any] | None) -> None:
-        """The recovery wrote changelog `records` (raw key and value; None: some not known
-        here) of `partition` to the store: keep what was read ahead of it the same."""
-        if partition == self._reading:
-            self._stale.add(partition)  # a read under way may or may not see them: again
-            return
-        values = self.ahead.get(partition)
-        if values is None:
-            return
-        if records is None:
-            del self.ahead[partition]
-            return
-        load_key, load_value = self._loads()
-        for r in records:
-            key = load_key(r.key)
-            if r.value is None:
-                values.pop(key, None)
-            else:
-                values[key] = load_value(r.value)
+        partitions = set(local_partitions(data)) if active is None else set(active)
+        changelogs = self.changelogs
+        self.cache = BoundedCache(self, partitions, changelogs.cache_entries,
+                                  partition_of_key or (lambda key: changelogs.partition))
+        return self.cache
 
     # The core calls these for every event: each reads the resolved store directly.
 
@@ -218,6 +152,140 @@ class ChangelogStore(MutableMapping[str, Any]):
         return self.data.values()
 
 
+_MISSING: Any = object()
+
+
+class BoundedCache(MutableMapping[str, Any]):
+    """A persistent table as the core reads and writes it: the values in use, decoded, at
+    most `capacity` of them; the rest stay in the partitions' RocksDB databases, read and
+    decoded on demand, as Kafka Streams' and quix-streams' stores are. Memory stays flat
+    as the state grows (10 million orders in the window are a few GiB on disk).
+
+    Two generations: `hot` (used since the last ageing) and `cold` (the generation before);
+    a read found in `cold` moves to `hot`; once `hot` holds half the capacity, between
+    records (Changelogs.trim), it becomes `cold` and the old `cold` is dropped (`age`). A
+    key absent from the store is held as None, so a new order's first read asks the disk
+    once. A changed value is also in its store's `dirty` (to the next checkpoint) and then
+    its `unpersisted` (until the checkpoint is written to the database): a read of a key
+    dropped meanwhile finds it there before the database. A key is read from the database
+    of its partition (`partition_of_key`: the tables are co-partitioned with the inputs)."""
+
+    def __init__(self, store: ChangelogStore, partitions: set[int], capacity: int,
+                 partition_of_key: Callable[[str], int]) -> None:
+        self.store = store
+        self.partition_of_key = partition_of_key
+        self.changelogs = store.changelogs
+        self.dirty = store.dirty
+        self.unpersisted = store.unpersisted
+        self.partitions = sorted(partitions)
+        self.bound = frozenset(partitions)
+        self.half = max(1, capacity // 2)
+        self.hot: dict[str, Any] = {}
+        self.cold: dict[str, Any] = {}
+        self.reads = 0  # values read from the database
+        self.load_key, self.load_value = store.loads()
+        self.dump_key = codecs.get_codec(store.table.key_serializer).dumps
+        self.db = store.table.data
+
+    def _value(self, key: str) -> Any:
+        """The key's value, None if absent."""
+        hot = self.hot
+        value = hot.get(key, _MISSING)
+        if value is not _MISSING:
+            return value
+        value = self.cold.pop(key, _MISSING)
+        if value is _MISSING:
+            value = self._read(key)
+        hot[key] = value
+        return value
+
+    def _read(self, key: str) -> Any:
+        changed = (self.partition_of_key(key), key)
+        value = self.dirty.get(changed, _MISSING)
+        if value is _MISSING:
+            value = self.unpersisted.get(changed, _MISSING)
+        if value is _MISSING:
+            if changed[0] not in self.bound:
+                return None  # a partition not assigned here (its database may still be open)
+            self.reads += 1
+            raw = rocksdb_get(self.db, changed[0], self.dump_key(key))
+            value = None if raw is None else self.load_value(raw)
+        return value
+
+    def age(self) -> None:
+        self.cold = self.hot
+        self.hot = {}
+
+    def clear_cached(self) -> None:
+        self.hot = {}
+        self.cold = {}
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self.scan(lambda raw: None, lambda value: None))
+
+    def __getitem__(self, key: str) -> Any:
+        value = self._value(key)
+        if value is None:
+            raise KeyError(key)
+        return value
+
+    def get(self, key: str, default: Any = None) -> Any:
+        value = self._value(key)
+        return default if value is None else value
+
+    def __contains__(self, key: object) -> bool:
+        return self._value(key) is not None  # type: ignore[arg-type]
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self.hot[key] = value
+        self.dirty[(self.changelogs.partition, key)] = value
+
+    def __delitem__(self, key: str) -> None:
+        if self._value(key) is None:
+            raise KeyError(key)
+        self.hot[key] = None
+        self.dirty[(self.changelogs.partition, key)] = None
+
+    def __iter__(self) -> Iterator[str]:
+        return (key for key, _ in self.scan(lambda raw: None, lambda value: None))
+
+    def items(self) -> Any:
+        return self.scan(self.load_value, lambda value: value)
+
+    def values(self) -> Any:
+        return (value for _, value in self.items())
+
+    def scan(self, from_raw: Callable[[bytes], Any], from_value: Callable[[Any], Any],
+             partitions: set[int] | None = None) -> Iterator[tuple[str, Any]]:
+        """Every key of the bound partitions (or of `partitions`) with what `from_raw` makes
+        of its stored bytes, or `from_value` of its value where the cache holds a newer one
+        (changed and not yet written to the database). Streams the databases: nothing is
+        held but the keys changed meanwhile. Every read of the tables is done this way
+        (the deadlines after a rebalance, a seller's views again for a Redis that lost them)."""
+        newer: dict[str, Any] = {}
+        for changes in (self.unpersisted, self.dirty):
+            for (partition, key), value in changes.items():
+                if partitions is None or partition in partitions:
+                    newer[key] = value
+        seen: set[str] = set()
+        load_key = self.load_key
+        for partition in self.partitions:
+            if partitions is not None and partition not in partitions:
+                continue
+            for raw_key, raw in rocksdb_items(self.db, {partition}):
+                key = load_key(raw_key)
+                value = newer.get(key, _MISSING)
+                if value is _MISSING:
+                    yield key, from_raw(raw)
+                else:
+                    seen.add(key)
+                    if value is not None:
+                        yield key, from_value(value)
+        for key, value in newer.items():
+            if key not in seen and value is not None:
+                yield key, from_value(value)
+
+
 class Changelogs:
     """The changelog writes of all tables, produced before every offset commit."""
 
@@ -240,56 +308,37 @@ class Changelogs:
         # () -> partition -> input topic -> the next offset to handle: where the inputs stand
         # when a checkpoint takes the tables' changes (set by the worker)
         self.input_positions: Callable[[], dict[int, dict[str, int]]] = dict
-        self.reading_ahead = False  # read_ahead under way: the first assignment waits for it
-        self.ahead_seconds = 0.0  # how long the read ahead took
-        self._ahead_read: asyncio.Event | None = None
+        # the databases of a restart opened while the group join waits: the first batch waits for it
+        self.opening = False
+        self._opened: asyncio.Event | None = None
+        self.cache_entries = 100_000  # a persistent table's values held decoded (BoundedCache)
 
-    def begin_read_ahead(self) -> None:
-        """From now until read_ahead (or end_read_ahead) ends, the first batch waits for it."""
-        if not self.reading_ahead:
-            self.reading_ahead = True
-            self._ahead_read = asyncio.Event()
+    def begin_opening(self) -> None:
+        """From now until end_opening, the first batch waits (wait_opened)."""
+        if not self.opening:
+            self.opening = True
+            self._opened = asyncio.Event()
 
-    def end_read_ahead(self) -> None:
-        self.reading_ahead = False
-        if self._ahead_read is not None:
-            self._ahead_read.set()
+    def end_opening(self) -> None:
+        self.opening = False
+        if self._opened is not None:
+            self._opened.set()
 
-    async def read_ahead(self) -> int:
-        """Read every persistent store's local partitions ahead of the first assignment
-        (ChangelogStore.read_ahead), one store after another. Returns the values read."""
-        self.begin_read_ahead()
-        started = time.perf_counter()
-        count = 0
-        try:
-            for store in self.stores:
-                data = store.table.data
-                if isinstance(data, MemoryStore):
-                    return 0
-                count += await store.read_ahead(local_partitions(data))
-        finally:
-            self.ahead_seconds = time.perf_counter() - started
-            self.end_read_ahead()
-        # Long-lived and acyclic: out of the collector's reach (gc.freeze), as the tables
-        # are after every commit. Else the assignment's collections (Faust's RocksDB store
-        # runs a full one per table on every rebalance) scan millions of them: 6 s at 1M events.
-        gc.freeze()
-        return count
+    async def wait_opened(self) -> None:
+        """Wait until an opening under way has ended (at once if none is)."""
+        if self.opening and self._opened is not None:
+            await self._opened.wait()
 
-    async def ahead_read(self) -> None:
-        """Wait until a read ahead under way has ended (at once if none is)."""
-        if self.reading_ahead and self._ahead_read is not None:
-            await self._ahead_read.wait()
+    def trim(self) -> None:
+        """Between records: bring every persistent table's cache back within its bound."""
+        for store in self.stores:
+            cache = store.cache
+            if cache is not None and len(cache.hot) >= cache.half:
+                cache.age()
 
     def apply(self, app: Any, tp: TP, records: list[Any]) -> bool:
         """`apply_changelog` (streams.table_restore), through this worker's epoch fence."""
-        return apply_changelog(app, tp, records, self.fence, self.staging, self.restored)
-
-    def restored(self, table: Any, partition: int, records: list[Any] | None) -> None:
-        """A persistent store's recovery wrote `records` of `partition` (ChangelogStore.restored)."""
-        for store in self.stores:
-            if store.table is table:
-                store.restored(partition, records)
+        return apply_changelog(app, tp, records, self.fence, self.staging)
 
     def at(self, partition: int) -> None:
         """The partition whose record is handled now: its writes go to that changelog
@@ -319,13 +368,13 @@ class Changelogs:
         self._persist.clear()
         for store in self.stores:
             store.dirty.clear()  # the same dict stays shared with the store's DirtyDict
+            store.unpersisted.clear()
             data = store.table.data
             if isinstance(data, MemoryStore):
                 dict.clear(data.data)
                 key_partitions(data).clear()
             if store.cache is not None:
-                dict.clear(store.cache)
-            store.ahead.clear()
+                store.cache.clear_cached()
         return dropped
 
     def produce_pending(self, produce: Produce, generation: int = 0) -> list[tuple[Any, ...]]:
@@ -367,8 +416,10 @@ class Changelogs:
         # the inputs as they stand now, in the same step as the changes are taken: a restore
         # that applies this checkpoint goes on reading the inputs from exactly there
         self.unended_inputs = self.input_positions()
-        for _, store, _ in taken:
+        for _, store, dirty in taken:
             store.dirty.clear()  # the same dict stays shared with the store's DirtyDict
+            if store.cache is not None:
+                store.unpersisted.update(dirty)  # until written to the store (persist)
         clock = time.perf_counter
         turn_at = clock() + slice_s
         for index, store, dirty in taken:
@@ -465,6 +516,8 @@ class Changelogs:
             if time.perf_counter() >= turn_at:
                 yield
                 turn_at = time.perf_counter() + slice_s
+        for store in self.stores:
+            store.unpersisted.clear()  # written: a read of an evicted key finds them in the store
         persist, self._persist = self._persist, {}
         for (index, partition), offset in persist.items():
             table = self.stores[index].table

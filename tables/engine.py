@@ -63,6 +63,10 @@ def _single_partition(seller_id: str) -> int:
     return 0
 
 
+def _due_of(o: OrderState) -> int | None:
+    return o.due
+
+
 class Engine(EventHandlers, Figures, Readback):
     """Keeps every seller's sliding figures and publishes them when they change."""
 
@@ -75,6 +79,7 @@ class Engine(EventHandlers, Figures, Readback):
         wall_clock: Callable[[], int] | None = None,
         timezone: str = "UTC",
         partition_of: Callable[[str], int] = _single_partition,
+        timer_limit: int | None = None,
     ) -> None:
         self.policy = policy
         self.stores = stores if stores is not None else Stores()
@@ -84,7 +89,7 @@ class Engine(EventHandlers, Figures, Readback):
         self.calendar = ShipByCalendar(timezone)
         self.partition_of = partition_of
         self._retention_ms = policy.window_ms + policy.longest_grace_ms + RETENTION_SLACK_MS
-        self.deadlines = Deadlines()
+        self.deadlines = Deadlines(timer_limit)  # bounded: the tables hold the later ones
         self.months = MonthCalendar(timezone)
         self._handlers: dict[str, Callable[[dict[str, Any], int, dict[str, str], int], None]] = {
             "OrderPlaced": self._on_order,
@@ -163,36 +168,76 @@ class Engine(EventHandlers, Figures, Readback):
         yield from self._fire(partition, now, dirty, f"tick:{partition}:{now}")
         yield from self._flush(dirty, now, effects)
 
-    def rebuild_timers(self) -> int:
-        """Rebuild the in-memory deadline heaps from the stored state (after recovery): each
-        partition's entries gathered into a list, then made a heap at once (a push per entry
-        took 1.3 s of a replacement's start at 1M events, this 0.8 s)."""
+    def rebuild_timers(self, partitions: set[int] | None = None) -> int:
+        """Rebuild the in-memory deadline heaps from the stored state (after recovery), and
+        the review backlog. Unbounded heaps: each partition's entries gathered into a list,
+        then made a heap at once (a push per entry took 1.3 s of a replacement's start at
+        1M events, this 0.8 s). Bounded (`deadlines.limit`): the earliest of each of
+        `partitions` streamed from the tables, a partition at a time."""
         self.clocks.forget()
-        entries: dict[int, list[Entry]] = {}
-        partition_of = self.partition_of
-
-        def add(partition: int, entry: Entry) -> None:
-            found = entries.get(partition)
-            if found is None:
-                entries[partition] = [entry]
-            else:
-                found.append(entry)
-
-        for key, o in self.stores.orders.items():
-            if o.due is not None:
-                add(partition_of(seller_of(key)), (o.due, _ORDER, key))
-        for seller_id, s in self.stores.sellers.items():
-            if s.due is not None:
-                add(partition_of(seller_id), (s.due, _SELLER, seller_id))
         self.pending = {}
         for seller_id, h in self.stores.enforcement.items():
-            if h.due is not None:
-                add(partition_of(seller_id), (h.due, _ENFORCE, seller_id))
             for action_id, a in h.actions.items():
                 kind = review_kind(a)
                 if kind is not None:
                     self.pending[action_id] = (seller_id, a["decided_at"], kind)
+        if self.deadlines.limit is not None and partitions is not None:
+            self.deadlines.clear()
+            for partition in sorted(partitions):
+                self.deadlines.refill(partition, lambda p=partition: self._deadline_entries(p),  # type: ignore[misc]
+                                      complete=True)
+            return self.deadlines.count()
+        entries: dict[int, list[Entry]] = {}
+        partition_of = self.partition_of
+        for key, due in self._order_dues(None):
+            if due is not None:
+                partition = partition_of(seller_of(key))
+                found = entries.get(partition)
+                if found is None:
+                    entries[partition] = [(due, _ORDER, key)]
+                else:
+                    found.append((due, _ORDER, key))
+        for seller_id, s in self.stores.sellers.items():
+            if s.due is not None:
+                entries.setdefault(partition_of(seller_id), []).append((s.due, _SELLER, seller_id))
+        for seller_id, h in self.stores.enforcement.items():
+            if h.due is not None:
+                entries.setdefault(partition_of(seller_id), []).append((h.due, _ENFORCE, seller_id))
         return self.deadlines.load(entries)
+
+    def _order_dues(self, partition: int | None) -> Iterator[tuple[str, int | None]]:
+        """Every held order's key and due (of `partition`, or all): a store that can scan its
+        raw values (streams.table_stores.BoundedCache.scan) reads the due without decoding."""
+        orders = self.stores.orders
+        scan = getattr(orders, "scan", None)
+        if scan is not None:
+            yield from scan(OrderState.due_of, _due_of, None if partition is None else {partition})
+            return
+        partition_of = self.partition_of
+        for key, o in orders.items():
+            if partition is None or partition_of(seller_of(key)) == partition:
+                yield key, o.due
+
+    def _deadline_entries(self, partition: int, after: int | None = None) -> Iterator[Entry]:
+        """Every deadline of `partition` held in the tables (due after `after`, if given),
+        with the sellers read in this call (not written back yet) as they are now."""
+        floor = -1 if after is None else after
+        for key, due in self._order_dues(partition):
+            if due is not None and due > floor:
+                yield due, _ORDER, key
+        partition_of, current = self.partition_of, self._sellers
+        for seller_id, s in self.stores.sellers.items():
+            s = current.get(seller_id, s)
+            if s.due is not None and s.due > floor and partition_of(seller_id) == partition:
+                yield s.due, _SELLER, seller_id
+        for seller_id, h in self.stores.enforcement.items():
+            if h.due is not None and h.due > floor and partition_of(seller_id) == partition:
+                yield h.due, _ENFORCE, seller_id
+
+    def _refill(self, partition: int) -> None:
+        """The clock reached the partition's horizon: its next deadlines from the tables."""
+        horizon = self.deadlines.horizons[partition]
+        self.deadlines.refill(partition, lambda: self._deadline_entries(partition, horizon))
 
     def facts_of(self, seller_id: str, order_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
         """The facts of a seller's orders still held (tables.readback.order_facts), by id."""
@@ -221,6 +266,10 @@ class Engine(EventHandlers, Figures, Readback):
         orders = self.stores.orders
         fired = 0
         while next_due is not None and next_due <= now:
+            if deadlines.beyond_horizon(partition, next_due):
+                self._refill(partition)  # the heap held every deadline up to here: the next ones
+                next_due = deadlines.next_due(partition)
+                continue
             fired += 1
             if fired % PAUSE_EVERY == 0:
                 yield

@@ -35,3 +35,8 @@ def evidence_key(seller_id: str, metric_index: int) -> str:
 def clock_key(partition: int) -> str:
     """A partition's clock: [stream time, the engine's last now]."""
     return f"clock{SEP}{partition}"
+
+
+def clock_partition(key: str) -> int:
+    """The partition a clock key is of."""
+    return int(key.split(SEP, 1)[1])

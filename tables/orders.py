@@ -148,6 +148,12 @@ class OrderState:
              self.rating_buyer, self.mask, self.counted_buyer, self.flawed_month, self.due]
         )
 
+    @staticmethod
+    def due_of(raw: bytes) -> int | None:
+        """The `due` of a stored order (`dumps`), without decoding the rest: its last item."""
+        tail = raw[raw.rindex(b",") + 1:-1]
+        return None if tail == b"null" else int(tail)
+
     @classmethod
     def loads(cls, raw: bytes | str) -> OrderState:
         v: list[Any] = compact_json.loads(raw)

@@ -206,16 +206,19 @@ def test_a_memory_store_dict_notes_the_cores_writes_but_not_recoverys() -> None:
     assert logs.pending() == 1
 
 
-def test_a_persistent_store_gets_each_flush_and_is_read_back_whole_after_recovery() -> None:
+PARTITION_OF = {"k": 1, "j": 2, "i": 2, "x": 3}.__getitem__
+
+
+def test_a_persistent_store_gets_each_checkpoint_and_is_read_through_a_cache_after_recovery() -> None:
     from streams.table_setup import bind_fast
-    from streams.table_stores import DirtyDict
+    from streams.table_stores import BoundedCache
     from tables.engine import Stores
 
     logs, a, _ = stores()
     stores_ = Stores(orders=a)  # type: ignore[arg-type]
-    bind_fast(stores_, logs, {1, 2})
+    bind_fast(stores_, logs, {1, 2}, PARTITION_OF)
     fast = stores_.orders
-    assert isinstance(fast, DirtyDict) and dict(fast) == {}
+    assert isinstance(fast, BoundedCache) and dict(fast) == {}
     logs.at(1)
     fast["k"] = [1]
     logs.at(2)
@@ -228,8 +231,74 @@ def test_a_persistent_store_gets_each_flush_and_is_read_back_whole_after_recover
     dbs = a.table.data._dbs
     assert dbs[1] == {b"k": b"[1]"} and dbs[2] == {b"i": b"[3]"}
     dbs[3] = FakeDB({b"x": b"[9]"})  # a partition not assigned here
-    bind_fast(stores_, logs, {1, 2})  # a rebalance: read again from the databases
+    bind_fast(stores_, logs, {1, 2}, PARTITION_OF)  # a rebalance: a new cache over the databases
+    assert stores_.orders is not fast and stores_.orders.hot == {}  # type: ignore[attr-defined]
     assert dict(stores_.orders) == {"k": [1], "i": [3]}
+    assert stores_.orders.get("i") == [3] and "j" not in stores_.orders and "x" not in stores_.orders
+
+
+def test_the_cache_stays_within_its_bound_and_reads_the_rest_from_the_databases() -> None:
+    from streams.table_stores import BoundedCache
+
+    logs, a, _ = stores()
+    logs.cache_entries = 1_000
+    dbs = a.table.data._dbs
+    dbs[0] = FakeDB({f"k{i}".encode(): f"[{i}]".encode() for i in range(5_000)})
+    cache = a.fast({0}, lambda key: 0)
+    assert isinstance(cache, BoundedCache)
+    logs.at(0)
+    for i in range(5_000):
+        assert cache[f"k{i}"] == [i]
+        logs.trim()  # between records
+        assert len(cache.hot) + len(cache.cold) <= 1_000
+    assert cache.reads == 5_000
+    assert cache["k4999"] == [4999] and cache.reads == 5_000  # held: not read again
+    assert cache.get("nope") is None and "nope" not in cache and cache.reads == 5_001  # absent, held as such
+
+
+def test_a_changed_value_dropped_from_the_cache_is_read_from_its_checkpoint_until_written() -> None:
+    logs, a, _ = stores()
+    logs.cache_entries = 1_000
+    dbs = a.table.data._dbs
+    dbs[0] = FakeDB({b"old": b"[1]", b"gone": b"[2]"})
+    cache = a.fast({0}, lambda key: 0)
+    logs.at(0)
+    cache["old"] = [10]
+    del cache["gone"]
+    cache["new"] = [11]
+    sent = Sent()
+    held = logs.produce_pending(sent)  # taken by a checkpoint, not yet written to the database
+    for i in range(2_000):  # the changed keys age out of the cache
+        cache.get(f"other{i}")
+        logs.trim()
+    assert "old" not in cache.hot and "old" not in cache.cold
+    assert cache["old"] == [10] and "gone" not in cache and cache["new"] == [11]
+    assert dbs[0] == {b"old": b"[1]", b"gone": b"[2]"}
+    assert dict(cache.items()) == {"old": [10], "new": [11]}
+    logs.produce_last(sent, held)
+    logs.persist_offsets()  # written: read from the database from now on
+    assert a.unpersisted == {} and dbs[0] == {b"old": b"[10]", b"new": b"[11]"}
+    cache.clear_cached()
+    assert cache["old"] == [10] and "gone" not in cache and cache["new"] == [11]
+
+
+def test_a_scan_reads_the_due_of_raw_values_and_changed_ones_from_the_cache() -> None:
+    logs, a, _ = stores()
+    dbs = a.table.data._dbs
+    dbs[0] = FakeDB({b"a": b"[1,5]", b"b": b"[2,null]", b"c": b"[3,7]"})
+    dbs[1] = FakeDB({b"d": b"[4,9]"})
+    cache = a.fast({0, 1}, lambda key: 1 if key == "d" else 0)
+    logs.at(0)
+    cache["a"] = [1, 6]
+    del cache["c"]
+    cache["e"] = [5, 8]
+
+    def due(raw: bytes) -> Any:
+        return json.loads(raw)[1]
+
+    assert sorted(cache.scan(due, lambda v: v[1])) == [("a", 6), ("b", None), ("d", 9), ("e", 8)]
+    assert sorted(cache.scan(due, lambda v: v[1], {1})) == [("d", 9)]
+    assert len(cache) == 4
 
 
 def test_sliced_production_gives_the_loop_turns_and_leaves_later_changes_to_the_next_flush() -> None:
@@ -379,59 +448,6 @@ class Restored:
         self.key, self.value = key, value
 
 
-def test_a_restart_reads_the_tables_ahead_and_keeps_them_up_with_the_recovery() -> None:
-    import asyncio
-
-    from streams.table_setup import bind_fast
-    from tables.engine import Stores
-
-    logs, a, b = stores()
-    dbs = a.table.data._dbs
-    dbs[0] = FakeDB({f"k{i}".encode(): f"[{i}]".encode() for i in range(5_000)})
-    dbs[1] = FakeDB({b"j": b"[1]", b"gone": b"[2]"})
-    dbs[3] = FakeDB({b"elsewhere": b"[3]"})  # assigned to another worker, as it turns out
-    read = asyncio.run(logs.read_ahead())
-    assert read == 5_003 and sorted(a.ahead) == [0, 1, 3] and b.ahead == {}
-    # the recovery then writes the changelog's tail to the databases, and to what was read
-    table = a.table
-    logs.restored(table, 1, [Restored(b"j", b"[7]"), Restored(b"gone", None), Restored(b"new", b"[8]")])
-    dbs[1] = FakeDB({b"j": b"[7]", b"new": b"[8]"})
-    dbs[0][b"k1"] = b"[99]"
-    logs.restored(table, 0, None)  # records not known here: partition 0 is read again
-    stores_ = Stores(orders=a, sellers=b)  # type: ignore[arg-type]
-    bind_fast(stores_, logs, {0, 1})
-    got = dict(stores_.orders)
-    assert got["j"] == [7] and got["new"] == [8] and "gone" not in got and "elsewhere" not in got
-    assert got["k1"] == [99] and len(got) == 5_002
-    assert a.ahead == {} and logs.pending() == 0  # what was read ahead is not a change
-
-
-def test_the_read_ahead_stops_once_the_tables_are_bound_and_a_partition_written_meanwhile_is_read_again() -> None:
-    import asyncio
-
-    from streams.table_setup import bind_fast
-    from tables.engine import Stores
-
-    logs, a, _ = stores()
-    dbs = a.table.data._dbs
-    dbs[0] = FakeDB({f"k{i}".encode(): b"[0]" for i in range(4_000)})
-    dbs[1] = FakeDB({f"j{i}".encode(): b"[1]" for i in range(4_000)})
-
-    async def scenario() -> None:
-        reading = asyncio.ensure_future(a.read_ahead([0, 1], slice_s=0.0))
-        await asyncio.sleep(0)  # partition 0 is being read: the recovery writes it meanwhile
-        logs.restored(a.table, 0, [Restored(b"k0", b"[5]")])
-        dbs[0][b"k0"] = b"[5]"
-        while 0 in a._stale or a._reading == 0:
-            await asyncio.sleep(0)
-        assert 0 not in a.ahead  # dropped: read again when bound
-        bind_fast(Stores(orders=a), logs, {0, 1})  # type: ignore[arg-type]
-        assert await reading < 8_000  # it stopped: the tables are bound
-
-    asyncio.run(scenario())
-    assert a.cache is not None and a.cache["k0"] == [5] and len(a.cache) == 8_000
-
-
 def test_a_restart_opens_its_databases_only_once_the_join_is_sent_and_the_first_batch_waits_meanwhile(
         tmp_path: Any) -> None:
     import asyncio
@@ -449,17 +465,17 @@ def test_a_restart_opens_its_databases_only_once_the_join_is_sent_and_the_first_
 
     def joining() -> bool:
         sent = next(asks, True)
-        seen.append(f"asked: open {sorted(a.table.data._dbs)}, waiting {logs.reading_ahead}, sent {sent}")
+        seen.append(f"asked: open {sorted(a.table.data._dbs)}, waiting {logs.opening}, sent {sent}")
         return sent
 
     def meanwhile() -> None:
         seen.append(f"meanwhile: open {sorted(a.table.data._dbs)}")
 
-    opened, read = asyncio.run(open_local_stores(logs, 4, joining, meanwhile))
+    opened = asyncio.run(open_local_stores(logs, 4, joining, meanwhile))
     assert seen == ["asked: open [], waiting True, sent False"] * 2 + [
         "asked: open [], waiting True, sent True", "meanwhile: open []"]
-    assert (opened, read) == (4, 0) and sorted(a.table.data._dbs) == sorted(b.table.data._dbs) == [0, 2]
-    assert not logs.reading_ahead  # read: the first batch goes on
+    assert opened == 4 and sorted(a.table.data._dbs) == sorted(b.table.data._dbs) == [0, 2]
+    assert not logs.opening  # opened: the first batch goes on
 
 
 def test_a_database_that_fails_to_open_leaves_no_first_batch_waiting(tmp_path: Any) -> None:
@@ -484,8 +500,8 @@ def test_a_database_that_fails_to_open_leaves_no_first_batch_waiting(tmp_path: A
     async def scenario() -> None:
         with pytest.raises(OSError, match="lock held"):
             await open_local_stores(logs, 4)
-        assert not logs.reading_ahead
-        await asyncio.wait_for(logs.ahead_read(), 1.0)  # returns at once
+        assert not logs.opening
+        await asyncio.wait_for(logs.wait_opened(), 1.0)  # returns at once
 
     asyncio.run(scenario())
 
