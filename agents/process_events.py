@@ -19,6 +19,7 @@ from agents.views import RedisView
 from schemas import compact_json
 from streams.faust_internals import Acks, Batch, batch_current, sought_offsets
 from streams.observability import (
+    DEADLINE_REFILLS,
     EVENT_TO_DECISION,
     INPUT_POSITION,
     PENDING_DEADLINES,
@@ -71,6 +72,7 @@ class EventProcessor:
         self._acks: Acks | None = None
         self.started_up = False  # the first assignment's tables and timers are timed (STARTUP_PHASE)
         self._holding = False  # the checkpoint's lock, taken for the rest of a record paused midway
+        self._refills = 0  # the deadline heaps' refills counted in warden_deadline_refills_total
 
     def acks(self) -> Acks:
         if self._acks is None or self._acks.consumer is not self.app.consumer:
@@ -275,6 +277,11 @@ class EventProcessor:
         finally:
             self._end_record()
             self.pipeline.export_counts()
+            self.changelogs.export_reads()
+            refills = self.engine.deadlines.refills
+            if refills != self._refills:
+                DEADLINE_REFILLS.inc(refills - self._refills)
+                self._refills = refills
             now = time.monotonic()
             for tp, offset in handled.items():
                 INPUT_POSITION.labels(tp.topic, str(tp.partition)).set(offset + 1)

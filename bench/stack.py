@@ -427,5 +427,5 @@ def ratio(ctx: Context, rate: float) -> str:
 def vs_faust(ctx: Context, rate: float) -> str:
     note = f"; {rate / ctx.figures['b']:.2f}x (b), target >= 0.7" if ctx.figures.get("b") else ""
     if ctx.figures.get("peer"):
-        note += f"; {rate / ctx.figures['peer']:.2f}x the quix-streams peer, target >= 1.2"
+        note += f"; {rate / ctx.figures['peer']:.2f}x the quix-streams peer, target >= 1.0"
     return note

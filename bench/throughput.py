@@ -136,9 +136,25 @@ def section_worker(ctx: Context, report: Any) -> None:
     outputs = sum(ctx.expected.outputs.values())
     report.add("c", "Warden worker, end to end", rate, "events/s",
                spread_note(runs) + ratio(ctx, rate) + vs_faust(ctx, rate))
-    report.add("c", "worker CPU per event", statistics.median(worker_cpu), "µs",
+    cpu = statistics.median(worker_cpu)
+    report.add("c", "worker CPU per event", cpu, "µs",
                "process CPU time / events, ready to drained" + (
                    f"; broker {statistics.median(broker_cpu):.1f} µs" if ctx.own_broker else ""))
+    if ctx.figures.get("peer"):
+        report.add("c", "ratio to the quix-streams peer", round(rate / ctx.figures["peer"], 3), "x",
+                   "events/s, same topics and broker, this run; target >= 1.0")
+    # the decision core on the same events, in process: the replay that gives the expected
+    # outputs (Avro decoding, the merge's order, the core, the outputs encoded; no broker)
+    core = ctx.expected.seconds / len(ctx.data) * 1e6
+    ctx.figures["core_replay_us"] = core
+    report.add("c", "core replay of the data set, µs per event", round(core, 1), "µs",
+               "in process, the same events; " + ("this run" if ctx.expected.fresh else "from the data set cache"))
+    report.add("c", "worker CPU / core replay", round(cpu / core, 2), "x",
+               "what the worker spends beyond the same events' replay")
+    small = report.figures.get("core", {}).get("µs/event, seller with 10 orders in window")
+    if small:
+        report.add("c", "worker CPU / the core's µs per event", round(cpu / small["value"], 2), "x",
+                   "the core section's small seller, this run; target <= 2.5")
     p99 = max(p for p, _, _ in lags)
     peak = max(m for _, m, _ in lags)
     ctx.figures["lag_c"] = peak

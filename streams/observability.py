@@ -67,6 +67,14 @@ SELLER_METRICS_PUBLISHED = Counter(
 PENDING_DEADLINES = Gauge(
     "warden_pending_deadlines", "Deadline and window-exit timers held by this worker.", registry=REGISTRY,
 )
+TABLE_READS = Counter(
+    "warden_table_reads_total", "Values a table read from its local database, not held in its bounded cache "
+    "(the rocksdb store; WARDEN_TABLE_CACHE_ENTRIES).", ["table"], registry=REGISTRY,
+)
+DEADLINE_REFILLS = Counter(
+    "warden_deadline_refills_total", "Scans of a partition's tables for its next deadlines: the bounded deadline "
+    "heaps reached their horizon.", registry=REGISTRY,
+)
 INPUT_POSITION = Gauge(
     "warden_input_position",
     "The offset after the last input record handled, by topic and partition (assigned here).",

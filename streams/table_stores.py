@@ -36,6 +36,7 @@ from streams.faust_internals import (
     rocksdb_write,
     set_current_partition,
 )
+from streams.observability import TABLE_READS
 from streams.table_restore import apply_changelog
 
 Produce = Callable[..., None]  # confluent_kafka.Producer.produce
@@ -183,20 +184,22 @@ class BoundedCache(MutableMapping[str, Any]):
         self.hot: dict[str, Any] = {}
         self.cold: dict[str, Any] = {}
         self.reads = 0  # values read from the database
+        self.exported = 0  # of them, counted in warden_table_reads_total
         self.load_key, self.load_value = store.loads()
         self.dump_key = codecs.get_codec(store.table.key_serializer).dumps
         self.db = store.table.data
 
     def _value(self, key: str) -> Any:
         """The key's value, None if absent."""
-        hot = self.hot
-        value = hot.get(key, _MISSING)
-        if value is not _MISSING:
-            return value
+        value = self.hot.get(key, _MISSING)
+        return self._fill(key) if value is _MISSING else value
+
+    def _fill(self, key: str) -> Any:
+        """A key not used since the last ageing: from `cold`, else read; now in `hot`."""
         value = self.cold.pop(key, _MISSING)
         if value is _MISSING:
             value = self._read(key)
-        hot[key] = value
+        self.hot[key] = value
         return value
 
     def _read(self, key: str) -> Any:
@@ -223,18 +226,27 @@ class BoundedCache(MutableMapping[str, Any]):
     def __len__(self) -> int:
         return sum(1 for _ in self.scan(lambda raw: None, lambda value: None))
 
+    # The core calls these for every event: the hit path is one dict read.
+
     def __getitem__(self, key: str) -> Any:
-        value = self._value(key)
+        value = self.hot.get(key, _MISSING)
+        if value is _MISSING:
+            value = self._fill(key)
         if value is None:
             raise KeyError(key)
         return value
 
     def get(self, key: str, default: Any = None) -> Any:
-        value = self._value(key)
+        value = self.hot.get(key, _MISSING)
+        if value is _MISSING:
+            value = self._fill(key)
         return default if value is None else value
 
     def __contains__(self, key: object) -> bool:
-        return self._value(key) is not None  # type: ignore[arg-type]
+        value = self.hot.get(key, _MISSING)  # type: ignore[call-overload]
+        if value is _MISSING:
+            value = self._fill(key)  # type: ignore[arg-type]
+        return value is not None
 
     def __setitem__(self, key: str, value: Any) -> None:
         self.hot[key] = value
@@ -328,6 +340,14 @@ class Changelogs:
         """Wait until an opening under way has ended (at once if none is)."""
         if self.opening and self._opened is not None:
             await self._opened.wait()
+
+    def export_reads(self) -> None:
+        """Add the values read from the databases since the last call to warden_table_reads_total."""
+        for store in self.stores:
+            cache = store.cache
+            if cache is not None and cache.reads != cache.exported:
+                TABLE_READS.labels(store.table.name).inc(cache.reads - cache.exported)
+                cache.exported = cache.reads
 
     def trim(self) -> None:
         """Between records: bring every persistent table's cache back within its bound."""
