@@ -79,7 +79,7 @@ def build_worker(settings: Settings) -> Worker:
     route_changelogs(app, changelogs.apply)  # table recovery in bulk, through the epoch fence
     codec = Codec(settings.schema_registry_url)
     engine = Engine(policy, stores, clock=settings.clock, wall_clock=wall_clock_ms, timezone=settings.timezone,
-                    timer_limit=settings.table_cache_entries if settings.store == "rocksdb" else None)
+                    timer_limit=settings.table_cache_entries // 2 if settings.store == "rocksdb" else None)
     reading = InputReading(app)
     pipeline = Pipeline(
         engine, codec, settings.partitions, settings.topic_prefix,

@@ -160,8 +160,9 @@ class Settings:
     table_cache_entries: int = 100_000
     """WARDEN_TABLE_CACHE_ENTRIES: how many values of each table a worker with the rocksdb
     store holds decoded in memory (the ones used last); the rest stay on disk and are read
-    when needed. Memory stays flat as the state grows. The deadline heaps hold at most
-    this many entries per partition, too (the later ones are found again in the tables)."""
+    when needed. Memory stays flat as the state grows. The orders' deadline heaps hold
+    about half this many entries per partition (the later ones are found again in the
+    tables when the first are due)."""
     tick_interval_s: float = 1.0
     """WARDEN_TICK_INTERVAL: seconds between deadline sweeps under the wall clock."""
     log_level: str = "warning"

@@ -215,6 +215,15 @@ class BoundedCache(MutableMapping[str, Any]):
             value = None if raw is None else self.load_value(raw)
         return value
 
+    def peek(self, key: str) -> Any:
+        """The key's value (None if absent), read without keeping it in the cache."""
+        value = self.hot.get(key, _MISSING)
+        if value is _MISSING:
+            value = self.cold.get(key, _MISSING)
+            if value is _MISSING:
+                value = self._read(key)
+        return value
+
     def age(self) -> None:
         self.cold = self.hot
         self.hot = {}

@@ -3,13 +3,16 @@ seller's monthly figures or an escalation may change with no event, as (due, kin
 
 Entries are never removed when a deadline moves: the holder keeps its current `due`, and
 an entry whose due no longer matches it is skipped when popped (superseded). The heap is
-memory only, rebuilt from the tables after every rebalance.
+memory only, rebuilt from the tables after every rebalance. An entry is held packed, as
+bytes that sort as (due, kind, key) do (the due big-endian): 80 bytes, not 190 as a tuple
+of an int, an int and a str.
 
-Bounded (`limit`): a partition's heap holds only the deadlines due up to its horizon, at
-most about `limit` of them; a later one is not held (its holder in the tables keeps it).
-When the clock reaches the horizon, the engine scans the partition's tables for the next
-ones (`refill`). Every deadline due up to the horizon is always held, so the firing order
-(due, kind, key) is the same as with every deadline held."""
+Bounded (`limit`): a partition's orders' heap holds only the order deadlines due up to
+its horizon, at most about `limit` of them; a later one is not held (the order in the
+tables keeps it). When the clock reaches the horizon, the engine scans the partition's
+orders for the next ones (`refill`). Every deadline due up to the horizon is always held,
+so the firing order (due, kind, key) is the same as with every deadline held. The
+sellers' and escalations' deadlines, one a seller at most, are all held."""
 
 from __future__ import annotations
 
@@ -18,66 +21,104 @@ from collections.abc import Callable, Iterable
 
 ORDER, SELLER, ENFORCEMENT = 0, 1, 2  # what a deadline is for; the key says whose
 Entry = tuple[int, int, str]
+_KINDS = (b"\x00", b"\x01", b"\x02")
+
+
+def pack(due: int, kind: int, key: str) -> bytes:
+    return due.to_bytes(8, "big") + _KINDS[kind] + key.encode()
+
+
+def unpack(packed: bytes) -> Entry:
+    return int.from_bytes(packed[:8], "big"), packed[8], packed[9:].decode()
 
 
 class Deadlines:
+    """Per partition two heaps of packed entries: the orders' (bounded by `limit`, with a
+    horizon) and the sellers' and escalations' (one entry a seller at most: whole)."""
+
     def __init__(self, limit: int | None = None) -> None:
-        self.heaps: dict[int, list[Entry]] = {}
-        self.limit = limit  # entries held per partition, about (None: every one)
-        self.horizons: dict[int, int] = {}  # partition -> no entry due after it is held
-        self.refills = 0  # scans of a partition's tables for its next deadlines
+        self.heaps: dict[int, list[bytes]] = {}  # the orders' deadlines, packed
+        self.others: dict[int, list[bytes]] = {}  # the sellers' and escalations', packed
+        self.limit = limit  # order entries held per partition, about (None: every one)
+        self.horizons: dict[int, int] = {}  # partition -> no order entry due after it is held
+        self.refills = 0  # scans of a partition's orders for its next deadlines
 
     def schedule(self, partition: int, due: int, kind: int, key: str) -> None:
+        packed = due.to_bytes(8, "big") + _KINDS[kind] + key.encode()
+        if kind != ORDER:
+            heapq.heappush(self.others.setdefault(partition, []), packed)
+            return
         horizon = self.horizons.get(partition)
         if horizon is not None and due > horizon:
             return  # found again when the clock reaches the horizon
         heap = self.heaps.get(partition)
         if heap is None:
             heap = self.heaps[partition] = []
-        heapq.heappush(heap, (due, kind, key))
-        if self.limit is not None and len(heap) > 2 * self.limit:
+        heapq.heappush(heap, packed)
+        if self.limit is not None and len(heap) > self.limit + self.limit // 4:
             self._bound(partition, heap)
 
     def next_due(self, partition: int) -> int | None:
-        """The next instant something is due: the heap's first entry, or just past the
-        horizon (the engine then refills the partition)."""
+        """The next instant something is due: the heaps' first entry, or just past the
+        horizon (the engine then refills the partition's orders)."""
         heap = self.heaps.get(partition)
         if heap:
-            return heap[0][0]
-        horizon = self.horizons.get(partition)
-        return None if horizon is None else horizon + 1
+            due: int | None = int.from_bytes(heap[0][:8], "big")
+        else:
+            horizon = self.horizons.get(partition)
+            due = None if horizon is None else horizon + 1
+        others = self.others.get(partition)
+        if others:
+            other = int.from_bytes(others[0][:8], "big")
+            if due is None or other < due:
+                return other
+        return due
 
     def beyond_horizon(self, partition: int, due: int) -> bool:
-        """Whether `due` lies past what the partition's heap holds (refill first)."""
+        """Whether `due` lies past the order deadlines the partition holds (refill first)."""
         horizon = self.horizons.get(partition)
         return horizon is not None and due > horizon
 
     def pop(self, partition: int) -> Entry:
-        return heapq.heappop(self.heaps[partition])
+        """The earliest entry of the partition (its order heap holds every order deadline
+        up to the horizon, and the engine pops nothing past it)."""
+        heap, others = self.heaps.get(partition), self.others.get(partition)
+        if others and (not heap or others[0] < heap[0]):
+            return unpack(heapq.heappop(others))
+        assert heap is not None
+        return unpack(heapq.heappop(heap))
+
+    def entries(self, partition: int) -> list[Entry]:
+        """The partition's entries held, in no order."""
+        return [unpack(e) for e in (*self.heaps.get(partition, ()), *self.others.get(partition, ()))]
 
     def count(self, partition: int | None = None) -> int:
         if partition is None:
-            return sum(len(h) for h in self.heaps.values())
-        return len(self.heaps.get(partition, ()))
+            return sum(len(h) for h in self.heaps.values()) + sum(len(h) for h in self.others.values())
+        return len(self.heaps.get(partition, ())) + len(self.others.get(partition, ()))
 
     def clear(self) -> None:
-        self.heaps = {}
-        self.horizons = {}
+        self.heaps, self.others, self.horizons = {}, {}, {}
 
     def load(self, entries: dict[int, list[Entry]]) -> int:
         """Replace every heap with `entries` (partition -> every deadline of it, in any
         order). Returns how many entries are held."""
-        self.heaps, self.horizons = {}, {}
+        self.clear()
         for partition, found in entries.items():
-            self.refill(partition, lambda found=found: found, complete=True)  # type: ignore[misc]
+            others = [pack(*e) for e in found if e[1] != ORDER]
+            heapq.heapify(others)
+            self.others[partition] = others
+            self.refill(partition, lambda found=found: (e for e in found if e[1] == ORDER),  # type: ignore[misc]
+                        complete=True)
         return self.count()
 
     def refill(self, partition: int, entries: Callable[[], Iterable[Entry]], complete: bool = False) -> None:
-        """The partition's heap made of what `entries()` yields: every deadline past its
-        horizon (every one if `complete`), in any order, streamed: the earliest `limit` are
-        held and the horizon set just before the first one left out (none: all held)."""
+        """The partition's order heap made of what `entries()` yields: every order deadline
+        past its horizon (every one if `complete`), in any order, streamed: the earliest
+        `limit` are held and the horizon set just before the first one left out (none:
+        all held)."""
         self.refills += 0 if complete else 1
-        kept, horizon = self._earliest(entries)
+        kept, horizon = self._earliest(lambda: (pack(*e) for e in entries()))
         heapq.heapify(kept)
         self.heaps[partition] = kept
         if horizon is None:
@@ -85,7 +126,7 @@ class Deadlines:
         else:
             self.horizons[partition] = horizon
 
-    def _bound(self, partition: int, heap: list[Entry]) -> None:
+    def _bound(self, partition: int, heap: list[bytes]) -> None:
         """Too many scheduled before the horizon: hold the earliest, move the horizon back."""
         kept, horizon = self._earliest(lambda: heap)
         heapq.heapify(kept)
@@ -93,30 +134,21 @@ class Deadlines:
         if horizon is not None:
             self.horizons[partition] = horizon
 
-    def _earliest(self, entries: Callable[[], Iterable[Entry]]) -> tuple[list[Entry], int | None]:
-        """The earliest `limit` entries of `entries()` and the horizon: every entry due up to
-        it is among them (None: every entry is). In one pass, holding `limit` entries; a
-        second pass only if more than `limit` are due at one instant (all are held)."""
+    def _earliest(self, entries: Callable[[], Iterable[bytes]]) -> tuple[list[bytes], int | None]:
+        """The earliest `limit` packed entries of `entries()` and the horizon: every entry due
+        up to it is among them (None: every entry is). In one pass, holding `limit` + 1
+        entries (heapq.nsmallest); a second pass only if more than `limit` are due at one
+        instant (all of them are held)."""
         limit = self.limit
         if limit is None:
             return list(entries()), None
-        latest: list[tuple[int, int, str]] = []  # the earliest so far, as a max-heap (due negated)
-        first_out: int | None = None  # the earliest due of an entry left out
-        push, replace = heapq.heappush, heapq.heapreplace
-        for due, kind, key in entries():
-            if len(latest) < limit:
-                push(latest, (-due, kind, key))
-                continue
-            out = due
-            if due < -latest[0][0]:
-                out = -replace(latest, (-due, kind, key))[0]
-            if first_out is None or out < first_out:
-                first_out = out
-        kept = [(-due, kind, key) for due, kind, key in latest]
-        if first_out is None:
+        kept = heapq.nsmallest(limit + 1, entries())
+        if len(kept) <= limit:
             return kept, None
-        kept = [e for e in kept if e[0] < first_out]
+        first_out = kept.pop()  # every entry not kept is at or after it
+        first_due = int.from_bytes(first_out[:8], "big")
+        kept = [e for e in kept if int.from_bytes(e[:8], "big") < first_due]
         if not kept:  # more than `limit` due at the first instant: hold them all
-            kept = [e for e in entries() if e[0] == first_out]
-            return kept, first_out
-        return kept, first_out - 1
+            prefix = first_out[:8]
+            return [e for e in entries() if e[:8] == prefix], first_due
+        return kept, first_due - 1

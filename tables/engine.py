@@ -182,11 +182,19 @@ class Engine(EventHandlers, Figures, Readback):
                 if kind is not None:
                     self.pending[action_id] = (seller_id, a["decided_at"], kind)
         if self.deadlines.limit is not None and partitions is not None:
-            self.deadlines.clear()
+            deadlines = self.deadlines
+            deadlines.clear()
             for partition in sorted(partitions):
-                self.deadlines.refill(partition, lambda p=partition: self._deadline_entries(p),  # type: ignore[misc]
-                                      complete=True)
-            return self.deadlines.count()
+                deadlines.refill(partition, lambda p=partition: self._order_deadlines(p),  # type: ignore[misc]
+                                 complete=True)
+            partition_of = self.partition_of
+            tables: tuple[tuple[Any, int], ...] = ((self.stores.sellers, _SELLER), (self.stores.enforcement, _ENFORCE))
+            for table, holder_kind in tables:
+                for seller_id, held in table.items():
+                    partition = partition_of(seller_id)
+                    if held.due is not None and partition in partitions:
+                        deadlines.schedule(partition, held.due, holder_kind, seller_id)
+            return deadlines.count()
         entries: dict[int, list[Entry]] = {}
         partition_of = self.partition_of
         for key, due in self._order_dues(None):
@@ -218,32 +226,24 @@ class Engine(EventHandlers, Figures, Readback):
             if partition is None or partition_of(seller_of(key)) == partition:
                 yield key, o.due
 
-    def _deadline_entries(self, partition: int, after: int | None = None) -> Iterator[Entry]:
-        """Every deadline of `partition` held in the tables (due after `after`, if given),
-        with the sellers read in this call (not written back yet) as they are now."""
+    def _order_deadlines(self, partition: int, after: int | None = None) -> Iterator[Entry]:
+        """Every order deadline of `partition` held in the tables (due after `after`, if given)."""
         floor = -1 if after is None else after
         for key, due in self._order_dues(partition):
             if due is not None and due > floor:
                 yield due, _ORDER, key
-        partition_of, current = self.partition_of, self._sellers
-        for seller_id, s in self.stores.sellers.items():
-            s = current.get(seller_id, s)
-            if s.due is not None and s.due > floor and partition_of(seller_id) == partition:
-                yield s.due, _SELLER, seller_id
-        for seller_id, h in self.stores.enforcement.items():
-            if h.due is not None and h.due > floor and partition_of(seller_id) == partition:
-                yield h.due, _ENFORCE, seller_id
 
     def _refill(self, partition: int) -> None:
-        """The clock reached the partition's horizon: its next deadlines from the tables."""
+        """The clock reached the partition's horizon: its next order deadlines from the tables."""
         horizon = self.deadlines.horizons[partition]
-        self.deadlines.refill(partition, lambda: self._deadline_entries(partition, horizon))
+        self.deadlines.refill(partition, lambda: self._order_deadlines(partition, horizon))
 
     def facts_of(self, seller_id: str, order_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
         """The facts of a seller's orders still held (tables.readback.order_facts), by id."""
         out = {}
+        read = getattr(self.stores.orders, "peek", self.stores.orders.get)  # not kept in a bounded cache
         for order_id in order_ids:
-            o = self.stores.orders.get(order_key(seller_id, order_id))
+            o = read(order_key(seller_id, order_id))
             if o is not None:
                 out[order_id] = order_facts(o)
         return out

@@ -49,12 +49,15 @@ class SellerDetail(Evidence):
         evidence: dict[str, list[str]] = {}
         orders: dict[str, dict[str, Any]] = {}
         table = self.engine.stores.orders
+        # a store with a bounded cache reads these without keeping them (the view's reads of
+        # old orders would push the core's working set out)
+        read = getattr(table, "peek", table.get)
         for metric in METRICS:
             ids = self[metric][::-1]  # newest first
             evidence[metric] = ids
             for order_id in ids:
                 if order_id not in orders:
-                    o = table.get(order_key(self.seller_id, order_id))
+                    o = read(order_key(self.seller_id, order_id))
                     if o is not None:
                         orders[order_id] = order_facts(o)
         f = self.figures

@@ -540,3 +540,12 @@ def test_a_persistent_store_is_written_only_once_its_checkpoint_is_ended() -> No
     logs.discard_pending()
     logs.persist_offsets()
     assert a.table.data._dbs[1] == {b"order": b"[1]"}
+
+
+def test_a_peek_reads_without_keeping_the_value() -> None:
+    _, a, _ = stores()
+    a.table.data._dbs[0] = FakeDB({b"old": b"[1]"})
+    cache = a.fast({0}, lambda key: 0)
+    assert cache.peek("old") == [1] and cache.peek("none") is None
+    assert cache.hot == {} and cache.cold == {} and cache.reads == 2
+    assert cache["old"] == [1] and cache.peek("old") == [1] and cache.reads == 3  # now held
