@@ -93,6 +93,7 @@ class EventProcessor:
         self.merge.forget()
         self.pipeline.forget()
         self.reading.log_ends.clear()
+        self.view.forget_facts()  # each seller's orders hash is written whole at its next view
         INPUT_POSITION.clear()
         self.positions.clear()
         REBALANCES.inc()

@@ -27,12 +27,14 @@ log = logging.getLogger("warden")
 # One call writes a flush's sellers' views: a pipeline of an HSET per seller costs the
 # worker ~25 µs each in the client (a command packed, a response read under its own
 # timeout), a fifth of a busy worker's loop; the script's arguments are packed in one go.
-# Per seller: KEYS view, daily; ARGV record, detail, n, then n pairs of day and that day's
-# latest figures. The daily hash keeps the last DAILY_DAYS days.
+# Per seller: KEYS view, daily, orders; ARGV record, detail, n, then n pairs of day and
+# that day's latest figures, then whether the orders hash is replaced (1) or amended (0),
+# m, m pairs of order id and its facts, d, and d order ids no longer behind a figure. The
+# daily hash keeps the last DAILY_DAYS days.
 DAILY_DAYS = 90
 WRITE_VIEWS = f"""
 local a = 1
-for i = 1, #KEYS, 2 do
+for i = 1, #KEYS, 3 do
   redis.call('HSET', KEYS[i], 'record', ARGV[a], 'detail', ARGV[a + 1])
   local n = tonumber(ARGV[a + 2])
   a = a + 3
@@ -47,6 +49,17 @@ for i = 1, #KEYS, 2 do
       for j = 1, #days - {DAILY_DAYS} do redis.call('HDEL', KEYS[i + 1], days[j]) end
     end
   end
+  if ARGV[a] == '1' then redis.call('DEL', KEYS[i + 2]) end
+  local m = tonumber(ARGV[a + 1])
+  a = a + 2
+  for j = 0, m - 1 do
+    redis.call('HSET', KEYS[i + 2], ARGV[a + 2 * j], ARGV[a + 2 * j + 1])
+  end
+  a = a + 2 * m
+  local d = tonumber(ARGV[a])
+  a = a + 1
+  for j = 0, d - 1 do redis.call('HDEL', KEYS[i + 2], ARGV[a + j]) end
+  a = a + d
 end
 return #KEYS
 """
@@ -58,20 +71,45 @@ FLUSH_INTERVAL_S = 0.25  # the views are written this often when the worker is i
 FLUSH_INTERVAL_MAX_S = 1.0  # and at least this often under load
 
 
-def detail_json(detail: Any) -> str:
-    """A seller's detail as the view stores it (a plain mapping is evidence lists only)."""
+def view_detail(seller_id: str, detail: Any, changes: tuple[set[str], set[str]] | None,
+                written: set[str]) -> tuple[tuple[Any, ...], str]:
+    """A seller's detail read now (tables.readback.SellerDetail) as JSON, with what to do
+    to its orders hash: (replace, m, m pairs of order id and facts, d, d ids to drop).
+    `changes`: the orders written and those that left the evidence since the seller's
+    last view was written (None: unknown, the hash is written whole)."""
     view = getattr(detail, "view", None)
-    return compact_json.dumps(view() if view is not None else {"evidence": dict(detail)})
+    if view is None:  # a plain mapping: evidence lists only
+        return (0, 0, 0), compact_json.dumps({"evidence": dict(detail)})
+    fields = view()
+    behind = {order_id for ids in fields["evidence"].values() for order_id in ids}
+    dropped: tuple[str, ...] = ()
+    if changes is None or seller_id not in written:
+        replace, wanted = 1, behind
+        written.add(seller_id)
+    else:
+        touched, left = changes
+        replace, wanted, dropped = 0, behind.intersection(touched), tuple(left - behind)
+    facts = detail.facts(sorted(wanted))
+    out: list[Any] = [replace, len(facts)]
+    for order_id, of_order in facts.items():
+        out += (order_id, compact_json.dumps(of_order))
+    out.append(len(dropped))
+    out += dropped
+    return tuple(out), compact_json.dumps(fields)
 
 
 class RedisView:
     """The sellers' latest metrics and actions in Redis, written in batches.
 
-    A seller's view is three keys. `...:view`, a hash: `record`, the latest SellerMetrics
+    A seller's view is four keys. `...:view`, a hash: `record`, the latest SellerMetrics
     as published (the wire bytes, made once for the topic: nothing is serialized again per
     record), and `detail`, JSON read from the tables when the view is written (the orders
-    behind each numerator, newest first, at most 50 per metric, with their facts; the
-    flawed items by month and reason). `...:daily`, a hash: day -> the day's latest
+    behind each numerator, newest first, at most 50 per metric; the flawed items by month
+    and reason). `...:orders`, a hash: order id -> its facts, for the orders behind the
+    numerators: written whole the first time this worker writes the seller's view (after
+    an assignment), then only for the orders written since (tables.readback.SellerDetail's
+    `touched`: the facts of an order change only when it is written), so a view's write
+    reads no order it did not just handle. `...:daily`, a hash: day -> the day's latest
     numerators and denominators, the last 90 days. `...:actions`, a hash: action id -> its
     latest record as JSON. Only a seller's latest record of each flush is written."""
 
@@ -93,6 +131,10 @@ class RedisView:
         # seller -> day -> the detail of that day's latest figures: every day is written,
         # not only the day of a flush's latest record
         self.pending_days: dict[str, dict[str, Any]] = {}
+        # seller -> the orders written and those that left its evidence since its view was
+        # last written (None: unknown, its orders hash is written whole)
+        self.pending_facts: dict[str, tuple[set[str], set[str]] | None] = {}
+        self.facts_written: set[str] = set()  # sellers whose orders hash this worker wrote whole
         self._warned = False
         # Redis lost what it held (it was away, or restarted empty): every view of this
         # worker's sellers is written again from the tables (`resync`, set by the worker)
@@ -108,8 +150,19 @@ class RedisView:
 
     def stage(self, views: dict[str, tuple[bytes, Mapping[str, list[str]]]]) -> None:
         self.pending.update(views)
-        days = self.pending_days
+        days, facts = self.pending_days, self.pending_facts
         for seller_id, (_, detail) in views.items():
+            if hasattr(detail, "touched"):
+                touched, left = detail.touched, detail.left  # type: ignore[attr-defined]
+                if touched is None:
+                    facts[seller_id] = None
+                elif seller_id not in facts:
+                    facts[seller_id] = (set(touched), set(left))
+                else:
+                    staged = facts[seller_id]
+                    if staged is not None:
+                        staged[0].update(touched)
+                        staged[1].update(left)
             day = getattr(detail, "day", None)
             if day is not None:
                 mine = days.get(seller_id)
@@ -117,6 +170,11 @@ class RedisView:
                     days[seller_id] = {day: detail}
                 else:
                     mine[day] = detail
+
+    def forget_facts(self) -> None:
+        """After an assignment (or a Redis that lost its data): each seller's orders hash is
+        written whole at its next view."""
+        self.facts_written.clear()
 
     def stage_actions(self, actions: dict[str, dict[str, str]], orders: dict[str, str] | None = None,
                       appeals: dict[str, dict[str, str]] | None = None) -> None:
@@ -159,6 +217,8 @@ class RedisView:
         timeline, self.pending_timeline = self.pending_timeline, {}
         appeals, self.pending_appeals = self.pending_appeals, {}
         days, self.pending_days = self.pending_days, {}
+        facts, self.pending_facts = self.pending_facts, {}
+        written = self.facts_written
         try:
             keys: list[str] = []
             args: list[Any] = []
@@ -171,16 +231,17 @@ class RedisView:
                     # second's flush has thousands: the loop gets a turn between them
                     await asyncio.sleep(0)
                     turn_at = clock() + SLICE_S
+                of_orders: tuple[Any, ...] = (0, 0, 0)  # the orders hash left as it is
                 if not isinstance(detail, str):
-                    detail = detail_json(detail)  # read now (tables.readback.SellerDetail)
+                    of_orders, detail = view_detail(seller_id, detail, facts.get(seller_id), written)
                     batch[seller_id] = (record, detail)
-                keys.append(self.keys.metrics(seller_id))
-                keys.append(self.keys.daily(seller_id))
+                keys += (self.keys.metrics(seller_id), self.keys.daily(seller_id), self.keys.orders(seller_id))
                 mine = days.get(seller_id) or {}
                 args += (record, detail, len(mine))
                 for day, of_day in mine.items():
                     args += (day, of_day if isinstance(of_day, str) else dumps(of_day.daily()))
-                if len(keys) == 2 * VIEWS_PER_CALL:
+                args += of_orders
+                if len(keys) == 3 * VIEWS_PER_CALL:
                     await self.write_views(keys=keys, args=args)
                     keys, args = [], []
             if keys:
@@ -189,8 +250,9 @@ class RedisView:
                 await self._write_actions(actions, action_orders, timeline, appeals)
             self._warned = False
         except Exception as exc:  # Redis down: keep the newest views, try again next flush
-            for seller_id, written in batch.items():
-                self.pending.setdefault(seller_id, written)
+            for seller_id, staged in batch.items():
+                self.pending.setdefault(seller_id, staged)
+                written.discard(seller_id)  # its orders hash is written whole at its next view
             for seller_id, of_days in days.items():
                 later = self.pending_days.setdefault(seller_id, {})
                 for day, of_day in of_days.items():
@@ -198,8 +260,8 @@ class RedisView:
             for seller_id, docs in actions.items():
                 for action_id, doc in docs.items():
                     self.pending_actions.setdefault(seller_id, {}).setdefault(action_id, doc)
-            for action_id, facts in action_orders.items():
-                self.pending_action_orders.setdefault(action_id, facts)
+            for action_id, evidence_facts in action_orders.items():
+                self.pending_action_orders.setdefault(action_id, evidence_facts)
             for seller_id, records in timeline.items():
                 self.pending_timeline[seller_id] = records + self.pending_timeline.get(seller_id, [])
             for seller_id, appealed in appeals.items():

@@ -65,6 +65,7 @@ class Worker:
     def resync_views(self) -> None:
         """Stage every view of this worker's sellers again, from the tables (Redis restarted)."""
         outcome = self.pipeline.views_of(self.engine.current_state(self.processor.owned()))
+        self.view.forget_facts()
         self.view.stage(outcome.views)
         self.view.stage_actions(outcome.actions, outcome.action_orders, outcome.appeals)
 

@@ -13,7 +13,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from agents.views import WRITE_VIEWS, detail_json
+from agents.views import WRITE_VIEWS, view_detail
 from rules.effects import DecideAction, PublishMetrics
 from rules.policy import load_policy
 from rules.units import DAY_MS as DAY
@@ -97,14 +97,17 @@ def _write_view(redis_url: str, prefix: str, policy_path: str, orders: int, prog
     keys = ViewKeys(prefix)
     client = redis.Redis.from_url(redis_url)
     value = Codec().encode("SellerMetrics", last.record, f"{prefix}trust-safety.seller-metrics")
-    args: list[Any] = [value, detail_json(last.evidence), len(days)]
-    for day, detail in sorted(days.items()):
-        args += (day, compact_json.dumps(detail.daily()))
-    client.register_script(WRITE_VIEWS)(keys=[keys.metrics(SELLER), keys.daily(SELLER)], args=args)
+    of_orders, detail = view_detail(SELLER, last.evidence, None, set())
+    args: list[Any] = [value, detail, len(days)]
+    for day, of_day in sorted(days.items()):
+        args += (day, compact_json.dumps(of_day.daily()))
+    args += of_orders
+    client.register_script(WRITE_VIEWS)(keys=[keys.metrics(SELLER), keys.daily(SELLER), keys.orders(SELLER)],
+                                        args=args)
     if actions:
         client.hset(keys.actions(SELLER), mapping=actions)  # type: ignore[arg-type]
     size = sum(int(client.memory_usage(k) or 0) for k in (keys.metrics(SELLER), keys.daily(SELLER),
-                                                             keys.actions(SELLER)))
+                                                             keys.orders(SELLER), keys.actions(SELLER)))
     in_window = last.record["cancellation_rate"]["denominator"]
     return in_window, size
 

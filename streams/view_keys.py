@@ -14,6 +14,10 @@ class ViewKeys:
         """Hash: `record` (the latest SellerMetrics, wire bytes) and `detail` (JSON)."""
         return f"{self.prefix}:seller:{seller_id}:view"
 
+    def orders(self, seller_id: str) -> str:
+        """Hash: order id -> JSON of its facts, for the orders behind the seller's figures."""
+        return f"{self.prefix}:seller:{seller_id}:orders"
+
     def daily(self, seller_id: str) -> str:
         """Hash: day (YYYY-MM-DD) -> JSON [numerator, denominator] per metric, 90 days."""
         return f"{self.prefix}:seller:{seller_id}:daily"

@@ -105,6 +105,10 @@ class Engine(EventHandlers, Figures, Readback):
         self._sellers: dict[str, SellerState] = {}
         self._out: list[Effect] = []
         self._due_checks: set[str] = set()
+        # seller -> its orders written since its last publication (their facts are written to
+        # its view again), and those that left its evidence lists (tables.readback.SellerDetail)
+        self._touched: dict[str, set[str]] = {}
+        self._left: dict[str, set[str]] = {}
         # actions waiting for a human on this worker's partitions: action id -> (seller,
         # waiting since (event time), review kind): the review backlog
         self.pending: dict[str, tuple[str, int, str]] = {}
@@ -176,6 +180,7 @@ class Engine(EventHandlers, Figures, Readback):
         `partitions` streamed from the tables, a partition at a time."""
         self.clocks.forget()
         self.pending = {}
+        self._touched, self._left = {}, {}  # the views of the sellers now here are written whole first
         for seller_id, h in self.stores.enforcement.items():
             for action_id, a in h.actions.items():
                 kind = review_kind(a)
@@ -315,7 +320,9 @@ class Engine(EventHandlers, Figures, Readback):
                 s.published = signature
                 record = seller_metrics_record(seller_id, figures, self.policy, now)
                 # evidence is read when the view is written (the latest record with the latest lists)
-                effects.append(PublishMetrics(seller_id, record, SellerDetail(self, seller_id, now, figures), cause))
+                detail = SellerDetail(self, seller_id, now, figures, self._touched.pop(seller_id, set()),
+                                      self._left.pop(seller_id, set()))
+                effects.append(PublishMetrics(seller_id, record, detail, cause))
             if changed or seller_id in self._due_checks:
                 self._enforce(seller_id, figures, now, cause, effects)
             due = self._month_rollover(s, now)

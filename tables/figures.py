@@ -35,6 +35,8 @@ class Figures:
     stores: Any
     months: MonthCalendar
     _sellers: dict[str, SellerState]
+    _touched: dict[str, set[str]]
+    _left: dict[str, set[str]]
     _retention_ms: int
     _schedule: Callable[[int, int, int, str], None]
 
@@ -100,6 +102,11 @@ class Figures:
             changed = True
         if changed:
             self.stores.orders[key] = o
+            touched = self._touched.get(seller)
+            if touched is None:
+                self._touched[seller] = {order_id}
+            else:
+                touched.add(order_id)
 
     def _move_defects(self, seller: str, order_id: str, s: SellerState, old_mask: int,
                       old_buyer: str | None, mask: int, buyer: str) -> None:
@@ -127,9 +134,12 @@ class Figures:
                 if now_in:
                     if order_id not in ids:
                         ids.append(order_id)
-                        del ids[:-MAX_EVIDENCE]
+                        if len(ids) > MAX_EVIDENCE:
+                            self._left.setdefault(seller, set()).update(ids[:-MAX_EVIDENCE])
+                            del ids[:-MAX_EVIDENCE]
                 elif order_id in ids:
                     ids.remove(order_id)
+                    self._left.setdefault(seller, set()).add(order_id)
                 if ids:
                     evidence[ekey] = ids
                 elif ekey in evidence:

@@ -4,7 +4,7 @@ tables.engine.Engine; nothing here changes state."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from rules.effects import DecideAction, Effect, PublishMetrics
@@ -36,38 +36,42 @@ class Evidence(Mapping[str, list[str]]):
 
 class SellerDetail(Evidence):
     """What a seller's view shows beside the `SellerMetrics` record, read from the tables
-    when the view is written: the orders behind each numerator with their facts, the
-    flawed items by month and reason, and the day's figures for the 90-day trend."""
+    when the view is written: the orders behind each numerator and their facts, the flawed
+    items by month and reason, and the day's figures for the 90-day trend. `touched`: the
+    seller's orders written since its last publication, whose facts the view must write
+    again (None: every order's, as when the view is written anew); `left`: those that
+    left its evidence lists meanwhile (an order's facts change only when it is written)."""
 
-    def __init__(self, engine: Any, seller_id: str, as_of: int, figures: Any) -> None:
+    def __init__(self, engine: Any, seller_id: str, as_of: int, figures: Any,
+                 touched: set[str] | None = None, left: set[str] | None = None) -> None:
         super().__init__(engine, seller_id)
         self.day = engine.months.day(as_of)
         self.figures = figures
+        self.touched = touched
+        self.left = left if left is not None else set()
 
     def view(self) -> dict[str, Any]:
-        """The detail as plain data (JSON): bounded by MAX_EVIDENCE orders per metric."""
-        evidence: dict[str, list[str]] = {}
-        orders: dict[str, dict[str, Any]] = {}
-        table = self.engine.stores.orders
-        # a store with a bounded cache reads these without keeping them (the view's reads of
-        # old orders would push the core's working set out)
-        read = getattr(table, "peek", table.get)
-        for metric in METRICS:
-            ids = self[metric][::-1]  # newest first
-            evidence[metric] = ids
-            for order_id in ids:
-                if order_id not in orders:
-                    o = read(order_key(self.seller_id, order_id))
-                    if o is not None:
-                        orders[order_id] = order_facts(o)
+        """The evidence (order ids, newest first, at most MAX_EVIDENCE a metric) and the
+        flawed items by month and reason, as plain data (JSON)."""
         f = self.figures
         return {
-            "evidence": evidence,
-            "orders": orders,
+            "evidence": {metric: self[metric][::-1] for metric in METRICS},
             "flawed_monthly_by_reason": {month: dict(zip(FLAWED_REASONS, counts, strict=True))
                                          for (month, _), counts in zip(f.flawed_monthly, f.flawed_monthly_by_reason,
                                                                        strict=True)},
         }
+
+    def facts(self, order_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """The facts of those of `order_ids` the tables still hold, by id (the orders behind
+        the evidence; read without keeping them in a bounded cache)."""
+        table = self.engine.stores.orders
+        read = getattr(table, "peek", table.get)
+        out: dict[str, dict[str, Any]] = {}
+        for order_id in order_ids:
+            o = read(order_key(self.seller_id, order_id))
+            if o is not None:
+                out[order_id] = order_facts(o)
+        return out
 
     def daily(self) -> list[int]:
         """The day's figures: numerator and denominator of each metric, in METRICS order."""

@@ -49,6 +49,7 @@ class ViewReader:
             async with self.client.pipeline(transaction=False) as pipe:
                 pipe.hgetall(self.keys.metrics(seller_id))
                 pipe.hgetall(self.keys.actions(seller_id))
+                pipe.hgetall(self.keys.orders(seller_id))
                 if with_daily:
                     pipe.hgetall(self.keys.daily(seller_id))
                 results = await pipe.execute()
@@ -59,7 +60,9 @@ class ViewReader:
             return None
         _, metrics = self.codec.decode(stored[b"record"])
         detail = json.loads(stored.get(b"detail", b"{}"))
-        daily = ({k.decode(): json.loads(v) for k, v in results[2].items()} if with_daily else {})
+        # the orders behind the figures, with their facts (a hash of their own: written as they change)
+        detail["orders"] = {k.decode(): json.loads(v) for k, v in results[2].items()}
+        daily = ({k.decode(): json.loads(v) for k, v in results[3].items()} if with_daily else {})
         actions = [json.loads(doc) for doc in raw_actions.values()]
         actions.sort(key=lambda a: (a.get("decided_at", 0), a.get("action_id", "")), reverse=True)
         return SellerView(seller_id, metrics, detail, daily, actions)
