@@ -8,7 +8,7 @@ from rules.metrics import FLAWED_REASONS, METRICS, rate_of, standing_of
 from rules.policy import MetricPolicy, Policy
 from schemas.codec import encoded_part
 
-MEMO_LIMIT = 200_000  # memoized parts kept per policy (cleared when reached)
+MEMO_LIMIT = 20_000  # memoized parts kept per policy (cleared when reached): the common figures
 
 
 def seller_metrics_record(seller_id: str, figures: Any, policy: Policy, as_of: int) -> dict[str, Any]:
