@@ -43,3 +43,11 @@ def test_tls_alone_and_mutual_tls_files() -> None:
 def test_an_incomplete_security_setting_is_refused_naming_the_variable(env: dict[str, str], named: str) -> None:
     with pytest.raises(ConfigError, match=named):
         load_settings(env)
+
+
+def test_the_table_cache_bound_is_a_number_of_at_least_a_thousand() -> None:
+    assert load_settings({}).table_cache_entries == 100_000
+    assert load_settings({"WARDEN_TABLE_CACHE_ENTRIES": "5000"}).table_cache_entries == 5_000
+    for raw in ("many", "10"):
+        with pytest.raises(ConfigError, match="WARDEN_TABLE_CACHE_ENTRIES"):
+            load_settings({"WARDEN_TABLE_CACHE_ENTRIES": raw})
