@@ -238,10 +238,11 @@ class Engine(EventHandlers, Figures, Readback):
             if due is not None and due > floor:
                 yield due, _ORDER, key
 
-    def _refill(self, partition: int) -> None:
-        """The clock reached the partition's horizon: its next order deadlines from the tables."""
+    def _refill_steps(self, partition: int) -> Steps:
+        """The clock reached the partition's horizon: its next order deadlines from the tables,
+        pausing as `process_steps` does (a scan of a partition's orders)."""
         horizon = self.deadlines.horizons[partition]
-        self.deadlines.refill(partition, lambda: self._order_deadlines(partition, horizon))
+        yield from self.deadlines.refill_steps(partition, lambda: self._order_deadlines(partition, horizon))
 
     def facts_of(self, seller_id: str, order_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
         """The facts of a seller's orders still held (tables.readback.order_facts), by id."""
@@ -272,7 +273,8 @@ class Engine(EventHandlers, Figures, Readback):
         fired = 0
         while next_due is not None and next_due <= now:
             if deadlines.beyond_horizon(partition, next_due):
-                self._refill(partition)  # the heap held every deadline up to here: the next ones
+                # the heap held every deadline up to here: the next ones, from the tables
+                yield from self._refill_steps(partition)
                 next_due = deadlines.next_due(partition)
                 continue
             fired += 1

@@ -76,3 +76,18 @@ def test_a_heap_over_its_bound_keeps_the_earliest_and_never_splits_an_instant() 
     assert [e[0] for e in d.entries(0)] == [70] * 4 and d.horizons[0] == 70  # more than 3 at one instant: all held
     d.refill(0, lambda: [(90, ORDER, "y")])
     assert 0 not in d.horizons and d.next_due(0) == 90
+
+
+def test_a_refill_in_small_steps_holds_what_one_pass_over_every_entry_holds() -> None:
+    import random
+
+    for trial in range(500):
+        r = random.Random(trial)
+        entries = [(r.randint(0, r.choice([5, 60, 10_000])), ORDER, f"k{i}") for i in range(r.randint(0, 400))]
+        limit = r.randint(1, 50)
+        stepped, whole = Deadlines(limit), Deadlines(limit)
+        pauses = sum(1 for _ in stepped.refill_steps(0, lambda e=entries: e, step=r.randint(1, 64)))  # type: ignore[misc]
+        whole.refill(0, lambda e=entries: e)  # type: ignore[misc]
+        assert sorted(stepped.entries(0)) == sorted(whole.entries(0)), trial
+        assert stepped.horizons.get(0) == whole.horizons.get(0), trial
+        assert pauses >= len(entries) // 64
