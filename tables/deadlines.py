@@ -16,12 +16,14 @@ sellers' and escalations' deadlines, one a seller at most, are all held."""
 
 from __future__ import annotations
 
+import bisect
 import heapq
 from collections.abc import Callable, Iterable, Iterator
 
 ORDER, SELLER, ENFORCEMENT = 0, 1, 2  # what a deadline is for; the key says whose
 Entry = tuple[int, int, str]
 _KINDS = (b"\x00", b"\x01", b"\x02")
+_AFTER_ALL = b"\xff"  # after the instant's every entry: a kind is 0-2, and UTF-8 has no 0xff
 
 
 def pack(due: int, kind: int, key: str) -> bytes:
@@ -123,30 +125,33 @@ class Deadlines:
         past its horizon (every one if `complete`), in any order, streamed: the earliest
         `limit` are held and the horizon set just before the first one left out (none: all
         held). Pauses (yields) every `step` entries: at 1M orders a partition's scan takes
-        a quarter of a second. Holds at most `limit` + `step` entries meanwhile: once
+        a quarter of a second. Holds about twice `limit` entries at most meanwhile: once
         `limit` + 1 are held, an entry due after the latest of them is passed over."""
         self.refills += 0 if complete else 1
         limit = self.limit
         kept: list[bytes] = []
+        horizon: int | None = None
         if limit is None:
             for n, e in enumerate(entries(), 1):
                 kept.append(pack(*e))
                 if n % step == 0:
                     yield
-            horizon = None
         else:
             latest: int | None = None  # the due of the (limit + 1)-th earliest so far
             batch: list[bytes] = []
+            reduce_at = max(step, limit)  # the earliest kept anew each time the batch is this long
             for n, (due, kind, key) in enumerate(entries(), 1):
                 if latest is None or due <= latest:
                     batch.append(pack(due, kind, key))
-                    if len(batch) >= step:
-                        pool = kept + batch
-                        kept, batch = heapq.nsmallest(limit + 1, pool), []
+                    if len(batch) >= reduce_at:
+                        kept += batch
+                        kept.sort()
+                        batch = []
                         if len(kept) > limit:
-                            latest = int.from_bytes(kept[-1][:8], "big")
-                            # every tie of the latest instant too: an instant is never split
-                            kept = [e for e in pool if int.from_bytes(e[:8], "big") <= latest]
+                            # the earliest `limit` + 1 and every tie of the last one's instant
+                            last = kept[limit][:8]
+                            del kept[bisect.bisect_right(kept, last + _AFTER_ALL):]
+                            latest = int.from_bytes(last, "big")
                 if n % step == 0:
                     yield
             # every entry passed over is due after the earliest left out: the ties of an
@@ -170,19 +175,18 @@ class Deadlines:
 
     def _earliest(self, entries: Callable[[], Iterable[bytes]]) -> tuple[list[bytes], int | None]:
         """The earliest `limit` packed entries of `entries()` and the horizon: every entry due
-        up to it is among them (None: every entry is). In one pass, holding `limit` + 1
-        entries (heapq.nsmallest); a second pass only if more than `limit` are due at one
-        instant (all of them are held)."""
+        up to it is among them (None: every entry is). More than `limit` due at the first
+        instant: all of them."""
         limit = self.limit
         if limit is None:
             return list(entries()), None
-        kept = heapq.nsmallest(limit + 1, entries())
+        kept = sorted(entries())
         if len(kept) <= limit:
             return kept, None
-        first_out = kept.pop()  # every entry not kept is at or after it
-        first_due = int.from_bytes(first_out[:8], "big")
-        kept = [e for e in kept if int.from_bytes(e[:8], "big") < first_due]
-        if not kept:  # more than `limit` due at the first instant: hold them all
-            prefix = first_out[:8]
-            return [e for e in entries() if e[:8] == prefix], first_due
+        first_out = kept[limit][:8]  # every entry not kept is at or after its instant
+        first_due = int.from_bytes(first_out, "big")
+        cut = bisect.bisect_left(kept, first_out)  # the entries due before that instant
+        if cut == 0:  # more than `limit` due at the first instant: hold them all
+            return kept[:bisect.bisect_right(kept, first_out + _AFTER_ALL)], first_due
+        del kept[cut:]
         return kept, first_due - 1
