@@ -245,7 +245,9 @@ class Engine(EventHandlers, Figures, Readback):
         yield from self.deadlines.refill_steps(partition, lambda: self._order_deadlines(partition, horizon))
 
     def facts_of(self, seller_id: str, order_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
-        """The facts of a seller's orders still held (tables.readback.order_facts), by id."""
+        """The facts of a seller's orders still held (tables.readback.order_facts), by id; a
+        store with a bounded cache reads them without keeping them (old orders, read for a
+        view or an action, would push the core's working set out)."""
         out = {}
         read = getattr(self.stores.orders, "peek", self.stores.orders.get)  # not kept in a bounded cache
         for order_id in order_ids:

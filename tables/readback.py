@@ -13,7 +13,7 @@ from rules.policy import Policy
 from rules.reviews import republish
 from rules.standing import seller_metrics_record
 from tables.clocks import PartitionClocks
-from tables.keys import evidence_key, order_key
+from tables.keys import evidence_key
 from tables.months import MonthCalendar
 from tables.orders import OrderState
 
@@ -63,15 +63,8 @@ class SellerDetail(Evidence):
 
     def facts(self, order_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
         """The facts of those of `order_ids` the tables still hold, by id (the orders behind
-        the evidence; read without keeping them in a bounded cache)."""
-        table = self.engine.stores.orders
-        read = getattr(table, "peek", table.get)
-        out: dict[str, dict[str, Any]] = {}
-        for order_id in order_ids:
-            o = read(order_key(self.seller_id, order_id))
-            if o is not None:
-                out[order_id] = order_facts(o)
-        return out
+        the evidence; read without keeping them in a bounded cache: Engine.facts_of)."""
+        return self.engine.facts_of(self.seller_id, order_ids)  # type: ignore[no-any-return]
 
     def daily(self) -> list[int]:
         """The day's figures: numerator and denominator of each metric, in METRICS order."""
