@@ -19,6 +19,7 @@ from typing import Any
 
 import faust
 
+from bench.rss import rss_bytes
 from streams import topics as T
 from streams.app import app_options
 from streams.faust_internals import use_fetch_max_wait
@@ -41,7 +42,7 @@ def build(settings: Settings, expect: int) -> faust.App:
             if seen[0] >= expect:
                 seconds = time.perf_counter() - seen[1]
                 with open(os.environ["WARDEN_BENCH_RESULT"], "w") as fh:
-                    json.dump({"events": seen[0], "seconds": seconds}, fh)
+                    json.dump({"events": seen[0], "seconds": seconds, "peak_rss": rss_bytes()}, fh)
                 os._exit(0)
 
     app.agent(inputs, name="do_nothing")(do_nothing)

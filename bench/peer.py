@@ -51,7 +51,7 @@ def peer_python(ctx: Context) -> Path:
 def section_peer(ctx: Context, report: Any, prefix: str) -> None:
     assert ctx.data is not None
     python = peer_python(ctx)
-    runs = []
+    runs, peaks = [], []
     for r in range(ctx.plan.repeats):
         ctx.progress(f"peer: quix-streams stateful application, run {r + 1}/{ctx.plan.repeats}")
         result = ctx.workdir / f"peer-{r}.json"
@@ -73,8 +73,10 @@ def section_peer(ctx: Context, report: Any, prefix: str) -> None:
                                f"without a result; see {log}")
         figures = json.loads(result.read_text())
         runs.append(figures["events"] / figures["seconds"])
+        peaks.append(figures.get("peak_rss", 0))
     rate = statistics.median(runs)
     ctx.figures["peer"] = rate
+    ctx.figures["rss_peer"] = statistics.median(peaks)
     report.add("peer", "quix-streams stateful application", rate, "events/s",
                spread_note(runs) + ratio(ctx, rate) + f"; Python {sys.version_info.major}.{sys.version_info.minor}, "
                + ", ".join(peer_requirements()))

@@ -24,6 +24,8 @@ from typing import Any
 import fastavro
 from fastavro.schema import fingerprint, to_parsing_canonical_form
 
+from bench.rss import rss_bytes
+
 SCHEMAS = Path(__file__).resolve().parent.parent / "schemas"
 
 
@@ -72,7 +74,7 @@ def main() -> None:
         if seen["events"] >= expect:
             seconds = time.perf_counter() - seen["first"]
             with open(os.environ["WARDEN_BENCH_RESULT"], "w") as fh:
-                json.dump({"events": seen["events"], "seconds": seconds}, fh)
+                json.dump({"events": seen["events"], "seconds": seconds, "peak_rss": rss_bytes()}, fh)
             app.stop()
 
     for name in os.environ["WARDEN_BENCH_TOPICS"].split(","):

@@ -30,6 +30,7 @@ from pathlib import Path
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from bench import data as bench_data
+from bench.rss import rss_bytes
 from stack.embedded import free_port, spawn, stop, wait_healthy
 from streams import topics as T
 from streams.settings import load_settings
@@ -189,14 +190,12 @@ class WorkerRun:
     def peak_rss(self) -> int:
         """The process's peak resident set size, in bytes."""
         assert self.proc is not None
-        try:
-            with open(f"/proc/{self.proc.pid}/status") as fh:
-                for line in fh:
-                    if line.startswith("VmHWM:"):
-                        return int(line.split()[1]) * 1024
-        except OSError:
-            pass
-        return 0
+        return rss_bytes(self.proc.pid)
+
+    def rss(self) -> int:
+        """The process's resident set size now, in bytes."""
+        assert self.proc is not None
+        return rss_bytes(self.proc.pid, "VmRSS")
 
     def kill(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

@@ -69,7 +69,7 @@ def section_ceiling(ctx: Context, report: Any, prefix: str) -> None:
 
 def section_faust(ctx: Context, report: Any, prefix: str) -> None:
     assert ctx.data is not None
-    runs = []
+    runs, peaks = [], []
     for r in range(ctx.plan.repeats):
         ctx.progress(f"(b) do-nothing Faust agent, run {r + 1}/{ctx.plan.repeats}")
         env = dict(os.environ, KAFKA_BOOTSTRAP_SERVERS=ctx.servers, WARDEN_TOPIC_PREFIX=prefix,
@@ -91,8 +91,10 @@ def section_faust(ctx: Context, report: Any, prefix: str) -> None:
                                f"without a result; see {log}")
         result = json.loads(result_path.read_text())
         runs.append(result["events"] / result["seconds"])
+        peaks.append(result.get("peak_rss", 0))
     rate = statistics.median(runs)
     ctx.figures["b"] = rate
+    ctx.figures["rss_b"] = statistics.median(peaks)
     report.add("b", "Faust agent doing nothing", rate, "events/s", spread_note(runs) + ratio(ctx, rate))
 
 
@@ -103,12 +105,14 @@ def section_worker(ctx: Context, report: Any) -> None:
     runs, readies, worker_cpu, broker_cpu = [], [], [], []
     lags: list[tuple[float, float, int]] = []
     over: list[float] = []  # per run, the share of the loop's wake-ups later than 20 ms
+    ready_rss: list[int] = []  # per run, the worker's resident set when ready, before any event
     for r in range(ctx.plan.repeats):
         prefix = ctx.fresh_prefix()
         ctx.progress(f"(c) worker end to end, run {r + 1}/{ctx.plan.repeats}")
         w = WorkerRun(ctx, prefix, "warden", "w1").start()
         try:
             readies.append(w.wait_ready())
+            ready_rss.append(w.rss())
             assert w.proc is not None
             cpu0 = cpu_seconds(w.proc.pid), cpu_seconds(ctx.broker_pid)
             watch = LoopLag([w])
@@ -132,6 +136,7 @@ def section_worker(ctx: Context, report: Any) -> None:
     rate = statistics.median(runs)
     ctx.figures["c"] = rate
     ctx.figures["ready"] = statistics.median(readies)
+    ctx.figures["rss_ready"] = statistics.median(ready_rss)
     assert ctx.expected is not None
     outputs = sum(ctx.expected.outputs.values())
     report.add("c", "Warden worker, end to end", rate, "events/s",

@@ -183,6 +183,7 @@ class BoundedCache(MutableMapping[str, Any]):
         self.half = max(1, capacity // 2)
         self.hot: dict[str, Any] = {}
         self.cold: dict[str, Any] = {}
+        self.dropping: list[dict[str, Any]] = []  # generations aged out, freed a part at a time
         self.reads = 0  # values read from the database
         self.exported = 0  # of them, counted in warden_table_reads_total
         self.load_key, self.load_value = store.loads()
@@ -225,12 +226,28 @@ class BoundedCache(MutableMapping[str, Any]):
         return value
 
     def age(self) -> None:
+        if self.cold:
+            self.dropping.append(self.cold)
         self.cold = self.hot
         self.hot = {}
+
+    def release(self, count: int = 64) -> None:
+        """Free up to `count` values of the generations aged out: freeing a generation of
+        50,000 values at once would hold the event loop for ~10 ms."""
+        dropping = self.dropping
+        while dropping and count > 0:
+            generation = dropping[-1]
+            n = min(count, len(generation))
+            for _ in range(n):
+                generation.popitem()
+            count -= n
+            if not generation:
+                dropping.pop()
 
     def clear_cached(self) -> None:
         self.hot = {}
         self.cold = {}
+        self.dropping = []
 
     def __len__(self) -> int:
         return sum(1 for _ in self.scan(lambda raw: None, lambda value: None))
@@ -283,11 +300,9 @@ class BoundedCache(MutableMapping[str, Any]):
         (changed and not yet written to the database). Streams the databases: nothing is
         held but the keys changed meanwhile. Every read of the tables is done this way
         (the deadlines after a rebalance, a seller's views again for a Redis that lost them)."""
-        newer: dict[str, Any] = {}
-        for changes in (self.unpersisted, self.dirty):
-            for (partition, key), value in changes.items():
-                if partitions is None or partition in partitions:
-                    newer[key] = value
+        wanted = self.bound if partitions is None else partitions
+        newer = {key: value for (partition, key), value in self.unpersisted.items() if partition in wanted}
+        newer.update({key: value for (partition, key), value in self.dirty.items() if partition in wanted})
         seen: set[str] = set()
         load_key = self.load_key
         for partition in self.partitions:
@@ -362,8 +377,11 @@ class Changelogs:
         """Between records: bring every persistent table's cache back within its bound."""
         for store in self.stores:
             cache = store.cache
-            if cache is not None and len(cache.hot) >= cache.half:
-                cache.age()
+            if cache is not None:
+                if len(cache.hot) >= cache.half:
+                    cache.age()
+                elif cache.dropping:
+                    cache.release()
 
     def apply(self, app: Any, tp: TP, records: list[Any]) -> bool:
         """`apply_changelog` (streams.table_restore), through this worker's epoch fence."""
@@ -458,8 +476,12 @@ class Changelogs:
             dump_value = codecs.get_codec(table.value_serializer).dumps
             persists = not isinstance(table.data, MemoryStore)
             last = {}  # changelog partition -> its last changed key
-            for changed in dirty:
-                last[changed[0]] = changed
+            everyone = table.partitions
+            for changed in reversed(dirty):  # from the end: stops once every partition is found
+                if changed[0] not in last:
+                    last[changed[0]] = changed
+                    if len(last) == everyone:
+                        break
             writes: dict[int, Any] = {}  # a persistent store's write batch per partition
             for changed, value in dirty.items():
                 partition, key = changed
@@ -546,7 +568,17 @@ class Changelogs:
                 yield
                 turn_at = time.perf_counter() + slice_s
         for store in self.stores:
-            store.unpersisted.clear()  # written: a read of an evicted key finds them in the store
+            # written: a read of an evicted key finds them in the store. Emptied a part at a
+            # time (a busy checkpoint's 100,000 values freed at once hold the loop ~20 ms);
+            # what is left meanwhile equals what the store holds, and a newer value is in
+            # `dirty`, read first
+            unpersisted = store.unpersisted
+            while unpersisted:
+                for _ in range(min(4096, len(unpersisted))):
+                    unpersisted.popitem()
+                if time.perf_counter() >= turn_at:
+                    yield
+                    turn_at = time.perf_counter() + slice_s
         persist, self._persist = self._persist, {}
         for (index, partition), offset in persist.items():
             table = self.stores[index].table

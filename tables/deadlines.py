@@ -120,12 +120,14 @@ class Deadlines:
             pass
 
     def refill_steps(self, partition: int, entries: Callable[[], Iterable[Entry]], complete: bool = False,
-                     step: int = 4096) -> Iterator[None]:
+                     step: int = 512, batch_size: int = 4096) -> Iterator[None]:
         """The partition's order heap made of what `entries()` yields: every order deadline
         past its horizon (every one if `complete`), in any order, streamed: the earliest
         `limit` are held and the horizon set just before the first one left out (none: all
-        held). Pauses (yields) every `step` entries: at 1M orders a partition's scan takes
-        a quarter of a second. Holds about twice `limit` entries at most meanwhile: once
+        held). Pauses (yields) every `step` entries (a store's scan reads a few µs an entry).
+        The entries are taken in sorted batches of `batch_size`, each merged into what is
+        held (two sorted runs: a linear merge, not a sort), so no single step sorts more
+        than a batch. Holds about `limit` + `batch_size` entries at most meanwhile: once
         `limit` + 1 are held, an entry due after the latest of them is passed over."""
         self.refills += 0 if complete else 1
         limit = self.limit
@@ -139,13 +141,13 @@ class Deadlines:
         else:
             latest: int | None = None  # the due of the (limit + 1)-th earliest so far
             batch: list[bytes] = []
-            reduce_at = max(step, limit)  # the earliest kept anew each time the batch is this long
             for n, (due, kind, key) in enumerate(entries(), 1):
                 if latest is None or due <= latest:
                     batch.append(pack(due, kind, key))
-                    if len(batch) >= reduce_at:
+                    if len(batch) >= batch_size:
+                        batch.sort()
                         kept += batch
-                        kept.sort()
+                        kept.sort()  # two sorted runs: merged
                         batch = []
                         if len(kept) > limit:
                             # the earliest `limit` + 1 and every tie of the last one's instant
@@ -156,7 +158,8 @@ class Deadlines:
                     yield
             # every entry passed over is due after the earliest left out: the ties of an
             # instant are all in `kept` + `batch`
-            held = kept + batch
+            batch.sort()
+            held = kept + batch  # two sorted runs
             kept, horizon = self._earliest(lambda: held)
         heapq.heapify(kept)
         self.heaps[partition] = kept

@@ -86,7 +86,8 @@ def test_a_refill_in_small_steps_holds_what_one_pass_over_every_entry_holds() ->
         entries = [(r.randint(0, r.choice([5, 60, 10_000])), ORDER, f"k{i}") for i in range(r.randint(0, 400))]
         limit = r.randint(1, 50)
         stepped, whole = Deadlines(limit), Deadlines(limit)
-        pauses = sum(1 for _ in stepped.refill_steps(0, lambda e=entries: e, step=r.randint(1, 64)))  # type: ignore[misc]
+        pauses = sum(1 for _ in stepped.refill_steps(0, lambda e=entries: e, step=r.randint(1, 64),  # type: ignore[misc]
+                                                     batch_size=r.randint(1, 64)))
         whole.refill(0, lambda e=entries: e)  # type: ignore[misc]
         assert sorted(stepped.entries(0)) == sorted(whole.entries(0)), trial
         assert stepped.horizons.get(0) == whole.horizons.get(0), trial
