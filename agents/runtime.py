@@ -170,7 +170,9 @@ class Checkpoint:
                 if (self.failpoint == "checkpoint-partial" and changelogs.pending()
                         and changelogs.checkpoint_seq >= 1):
                     await self._die_mid_checkpoint(generation)
-                held = await changelogs.produce_pending_sliced(changelog_out.produce, generation)
+                taken = await changelogs.take_pending_sliced(generation)
+            # encoded: records go on while the changes are handed to the producer
+            held = await changelogs.send_taken_sliced(taken, changelog_out.produce)
             await asyncio.gather(self.outputs.flush(), changelog_out.flush())
             if held:
                 changelogs.produce_last(last.produce, held)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Iterator, MutableMapping
-from typing import Any
+from typing import Any, NamedTuple
 
 from faust.serializers import codecs
 from faust.stores.memory import Store as MemoryStore
@@ -40,6 +40,18 @@ from streams.observability import TABLE_READS
 from streams.table_restore import apply_changelog
 
 Produce = Callable[..., None]  # confluent_kafka.Producer.produce
+
+
+class Taken(NamedTuple):
+    """One table's changes taken by a checkpoint, encoded: (partition, raw key, raw value or
+    None for a deletion) in the order they changed, each partition's last key, and the
+    headers of each partition's records."""
+
+    position: int  # the store's place in Changelogs.stores
+    store: Any  # ChangelogStore
+    records: list[tuple[int, bytes, bytes | None]]
+    last: dict[int, bytes]
+    headers: dict[int, list[tuple[str, bytes]]]
 class _PartitionEvent:
     """What Faust's RocksDB store asks of the current event: the partition it belongs to."""
 
@@ -430,28 +442,38 @@ class Changelogs:
         broker, through the producer with delivery reports, whose report of each then
         tells a persistent store how far its changelog partition is applied (a report for
         every record would cost a Python call each)."""
+        taken: list[Taken] = []
+        for _ in self._take_steps(taken, float("inf"), generation):
+            pass
         held: list[tuple[Any, ...]] = []
-        for _ in self._produce_steps(produce, held, float("inf"), generation):
+        for _ in self._send_steps(taken, produce, held, float("inf")):
             pass
         return held
 
-    async def produce_pending_sliced(self, produce: Produce, generation: int = 0,
-                                     slice_s: float = 0.002) -> list[tuple[Any, ...]]:
-        """`produce_pending`, giving the event loop a turn after every `slice_s` of work: a
-        busy worker's second of changes takes tens of ms to encode, and a burst's (a day of
-        deadlines fired at once) seconds. A slice is as long as a slice of record handling
-        (agents.process_events' SLICE_S), whatever a change costs to encode (14 µs on
-        average in a 260,000-change checkpoint). No record is handled between the slices
-        (agents.process_events waits for the tables' lock): the values are the core's live
-        objects, and a record would change them in place under a checkpoint whose input
-        offsets do not cover it."""
+    async def take_pending_sliced(self, generation: int = 0, slice_s: float = 0.002) -> list[Taken]:
+        """The checkpoint's cut: every changed key's newest value taken and encoded, giving
+        the event loop a turn after every `slice_s` of work. The caller holds the tables'
+        lock meanwhile, and no record is handled (agents.process_events): the values are the
+        core's live objects, and a record would change them in place under a checkpoint
+        whose input offsets do not cover it. Once encoded they are bytes: handing them to
+        the producer and to a persistent store's write batches (`send_taken_sliced`) needs
+        no lock, and records go on meanwhile. A slice is as long as a slice of record
+        handling (agents.process_events' SLICE_S)."""
+        taken: list[Taken] = []
+        for _ in self._take_steps(taken, slice_s, generation):
+            await asyncio.sleep(0)
+        return taken
+
+    async def send_taken_sliced(self, taken: list[Taken], produce: Produce,
+                                slice_s: float = 0.002) -> list[tuple[Any, ...]]:
+        """The records of `take_pending_sliced` handed to `produce` and to the write batches,
+        a slice at a time; returns each changelog partition's last record (`produce_pending`)."""
         held: list[tuple[Any, ...]] = []
-        for _ in self._produce_steps(produce, held, slice_s, generation):
+        for _ in self._send_steps(taken, produce, held, slice_s):
             await asyncio.sleep(0)
         return held
 
-    def _produce_steps(self, produce: Produce, held: list[tuple[Any, ...]], slice_s: float,
-                       generation: int) -> Iterator[None]:
+    def _take_steps(self, out: list[Taken], slice_s: float, generation: int) -> Iterator[None]:
         """Each record carries its writer's epoch (EpochFence), of the `generation` the
         changes were taken in."""
         taken = [(index, store, store.dirty.copy()) for index, store in enumerate(self.stores) if store.dirty]
@@ -471,10 +493,8 @@ class Changelogs:
         turn_at = clock() + slice_s
         for index, store, dirty in taken:
             table = store.table
-            topic = table.changelog_topic.get_topic_name()
             dump_key = codecs.get_codec(table.key_serializer).dumps
             dump_value = codecs.get_codec(table.value_serializer).dumps
-            persists = not isinstance(table.data, MemoryStore)
             last = {}  # changelog partition -> its last changed key
             everyone = table.partitions
             for changed in reversed(dirty):  # from the end: stops once every partition is found
@@ -482,15 +502,31 @@ class Changelogs:
                     last[changed[0]] = changed
                     if len(last) == everyone:
                         break
-            writes: dict[int, Any] = {}  # a persistent store's write batch per partition
+            records: list[tuple[int, bytes, bytes | None]] = []
             for changed, value in dirty.items():
                 partition, key = changed
-                header = headers.get(partition)
-                if header is None:
+                if partition not in headers:
                     epoch = self.fence.epoch(partition, generation)
-                    header = headers[partition] = [(EPOCH_HEADER, str(epoch).encode()), (CHECKPOINT_HEADER, seq)]
-                raw = None if value is None else dump_value(value)
-                raw_key = dump_key(key)
+                    headers[partition] = [(EPOCH_HEADER, str(epoch).encode()), (CHECKPOINT_HEADER, seq)]
+                records.append((partition, dump_key(key), None if value is None else dump_value(value)))
+                if clock() >= turn_at:
+                    yield
+                    turn_at = clock() + slice_s
+            out.append(Taken(index, store, records, {p: dump_key(k) for p, (_, k) in last.items()}, headers))
+            self.produced += len(dirty)
+
+    def _send_steps(self, taken: list[Taken], produce: Produce, held: list[tuple[Any, ...]],
+                    slice_s: float) -> Iterator[None]:
+        clock = time.perf_counter
+        turn_at = clock() + slice_s
+        for t in taken:
+            table = t.store.table
+            topic = table.changelog_topic.get_topic_name()
+            persists = not isinstance(table.data, MemoryStore)
+            last, headers = t.last, t.headers
+            writes: dict[int, Any] = {}  # a persistent store's write batch per partition
+            for partition, raw_key, raw in t.records:
+                header = headers[partition]
                 if persists:
                     batch = writes.get(partition)
                     if batch is None:
@@ -499,10 +535,10 @@ class Changelogs:
                         batch.delete(raw_key)
                     else:
                         batch.put(raw_key, raw)
-                if last[partition] == changed:
+                if last[partition] == raw_key:
                     # the partition's last record, produced once the rest is on the broker:
                     # its delivery tells a persistent store how far the changelog is applied
-                    delivered = self._delivered(index, partition) if persists else None
+                    delivered = self._delivered(t.position, partition) if persists else None
                     held.append((topic, raw, raw_key, partition, delivered, header))
                 else:
                     produce(topic, raw, raw_key, partition=partition, headers=header)
@@ -514,7 +550,6 @@ class Changelogs:
                     yield
                     turn_at = clock() + slice_s
             self._local_writes.extend((table.data, partition, batch) for partition, batch in writes.items())
-            self.produced += len(dirty)
 
     def end_checkpoint(self, produce: Produce) -> int:
         """Once every record of the checkpoint is on the broker: a marker per partition written,

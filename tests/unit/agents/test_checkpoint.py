@@ -20,12 +20,18 @@ class Changelogs:
     def pending(self) -> int:
         return self.changes
 
-    async def produce_pending_sliced(self, produce: Any, generation: int) -> list[Any]:
+    async def take_pending_sliced(self, generation: int) -> list[Any]:
         assert self.lock_of().locked()  # the tables are read under the lock
         self.log.append("read")
         await asyncio.sleep(0)
         self.changes = 0
         self.unended = {0: []}
+        return ["taken"]
+
+    async def send_taken_sliced(self, taken: list[Any], produce: Any) -> list[Any]:
+        assert taken == ["taken"]
+        assert not self.lock_of().locked()  # encoded: records go on while it is handed over
+        self.log.append("sent")
         return []
 
     def end_checkpoint(self, produce: Any) -> int:
@@ -63,7 +69,7 @@ def test_records_go_on_while_the_checkpoint_waits_for_the_broker_and_checkpoints
         first = asyncio.ensure_future(checkpoint())
         for _ in range(5):
             await asyncio.sleep(0)
-        assert changelogs.log == ["read"]
+        assert changelogs.log == ["read", "sent"]
         # the checkpoint waits for the broker: a record paused midway takes the tables' lock
         await asyncio.wait_for(checkpoint.lock.acquire(), 1)
         changelogs.changes = 1  # the record's changes, for the next checkpoint
@@ -71,10 +77,10 @@ def test_records_go_on_while_the_checkpoint_waits_for_the_broker_and_checkpoints
         checkpoint.lock.release()
         for _ in range(5):
             await asyncio.sleep(0)
-        assert changelogs.log == ["read"]  # the second waits for the first to end
+        assert changelogs.log == ["read", "sent"]  # the second waits for the first to end
         outputs.broker.set()
         await asyncio.wait_for(asyncio.gather(first, second), 1)
-        assert changelogs.log == ["read", "ended", "persisted", "read", "ended", "persisted"]
+        assert changelogs.log == ["read", "sent", "ended", "persisted", "read", "sent", "ended", "persisted"]
 
     asyncio.run(scenario())
 

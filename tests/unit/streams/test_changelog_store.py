@@ -325,7 +325,8 @@ def test_sliced_production_gives_the_loop_turns_and_leaves_later_changes_to_the_
 
     async def flush() -> list[Any]:
         other = asyncio.ensure_future(meanwhile())
-        held = await logs.produce_pending_sliced(sent, slice_s=0.0)
+        taken = await logs.take_pending_sliced(slice_s=0.0)
+        held = await logs.send_taken_sliced(taken, sent, slice_s=0.0)
         other.cancel()
         return held
 
