@@ -209,16 +209,16 @@ def section_memory(ctx: Context, report: Any) -> None:
                    f"after (c) and (e), {len(ctx.data or []):,} events; target <= 300 at 1M")
     # the same stack's own floors, in this run: the worker before its first event, and the
     # peak of a Faust agent doing nothing and of the quix-streams peer over the same events
-    floors = (("rss_ready", "worker RSS when ready, before any event"),
-              ("rss_b", "(b) Faust doing nothing, peak RSS"),
-              ("rss_peer", "quix-streams peer, peak RSS"))
-    for key, name in floors:
+    floors = (("rss_ready", "worker RSS when ready, before any event", ""),
+              ("rss_b", "(b) Faust doing nothing, peak RSS", "what the worker takes beyond its stack alone"),
+              ("rss_peer", "quix-streams peer, peak RSS", "against a peer keeping far less state"))
+    for key, name, _ in floors:
         if ctx.figures.get(key):
             report.add("g", name, round(ctx.figures[key] / 2**20, 1), "MiB", "same events, this run")
-    for key, name in floors[1:]:
+    for key, name, meaning in floors[1:]:
         if rss and ctx.figures.get(key):
             report.add("g", f"worker peak RSS / {name.split(',')[0]}", round(rss / ctx.figures[key], 2), "x",
-                       "the worker's memory beyond what its stack alone takes")
+                       meaning)
     report.add("g", "state bytes per seller ring (median)", state["seller_ring_median"], "B",
                f"max {state['seller_ring_max']} B; target <= 2048")
     report.add("g", "state bytes per seller, all tables (mean)", state["per_seller_all"], "B",
