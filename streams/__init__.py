@@ -1,1 +1,2 @@
-"""The stream-processing shell: settings, topic registry, the Faust app, Prometheus, the CLI."""
+"""The stream-processing shell: settings, topics and their administration, the Faust app and
+its tables' stores, changelogs and checkpoints, sign-in tokens, Prometheus."""

@@ -10,7 +10,7 @@ import pytest
 
 from schemas.codec import Codec
 from streams import topics as T
-from tests.kafka_helpers import consume_until, producer
+from tests.support.kafka import consume_until, producer
 
 pytestmark = pytest.mark.integration
 codec = Codec()

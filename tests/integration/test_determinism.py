@@ -16,7 +16,7 @@ from schemas.codec import Codec
 from simulator.marketplace import DAY, Marketplace
 from streams import topics as T
 from tables.engine import Engine
-from tests.kafka_helpers import consume_until, producer
+from tests.support.kafka import consume_until, producer
 
 pytestmark = pytest.mark.integration
 codec = Codec()

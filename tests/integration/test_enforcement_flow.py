@@ -7,81 +7,29 @@ import json
 import time
 import urllib.request
 from pathlib import Path
-from typing import Any
 
 import pytest
-import yaml
 
-from rules.calendar import ShipByCalendar
-from schemas.codec import Codec
 from tests.conftest import api_headers
-from tests.kafka_helpers import consume_until, producer
+from tests.support.kafka import consume_until, producer
+from tests.support.ladder import (
+    DAY,
+    HOUR,
+    ORDERS,
+    OTHER,
+    SELLER,
+    SHIP_BY,
+    WED,
+    Outputs,
+    codec,
+    decision,
+    order,
+    policy_file,
+    scan,
+    settle,
+)
 
 pytestmark = pytest.mark.integration
-codec = Codec()
-HOUR, DAY = 3_600_000, 86_400_000
-_monday = (int(time.time() * 1000) // DAY - 70) // 7 * 7 * DAY + 4 * DAY  # 1970-01-05 was a Monday
-WED = _monday + 2 * DAY + 12 * HOUR
-SHIP_BY = ShipByCalendar("UTC").ship_by(WED)
-SELLER, OTHER = "seller-late", "seller-clock"
-ORDERS = [f"o{i:02d}" for i in range(40)]
-
-
-def policy_file(tmp: Path) -> Path:
-    """The default policy, with the late-shipment band crossed exactly at 4 % (no confidence
-    bound), so the crossing event is known: the 2nd late order of 40."""
-    doc = yaml.safe_load(Path("rules/policy.yaml").read_text())
-    del doc["metrics"]["late_dropoff_rate"]["min_confidence"]
-    path = tmp / "policy.yaml"
-    path.write_text(yaml.safe_dump(doc))
-    return path
-
-
-def order(seller: str, oid: str, placed: int) -> bytes:
-    return codec.encode("OrderPlaced", dict(
-        event_id=f"ev-{seller}-{oid}", order_id=oid, seller_id=seller, buyer_id=f"buyer-{oid}", show_id="show",
-        amount_cents=2000, currency="USD", placed_at=placed, ship_by=None))
-
-
-def scan(oid: str, when: int, event_id: str) -> bytes:
-    return codec.encode("ShipmentScan", dict(
-        event_id=event_id, shipment_id=f"sh-{oid}", order_ids=[oid], seller_id=SELLER, carrier="usps",
-        tracking_number="9400", scan_type="ACCEPTED", carrier_fault=False, scanned_at=when))
-
-
-def decision(action_id: str, verdict: str, event_id: str, at: int) -> bytes:
-    return codec.encode("ReviewDecision", dict(
-        event_id=event_id, action_id=action_id, seller_id=SELLER, reviewer_id="reviewer-1", decision=verdict,
-        note="checked the evidence", decided_at=at))
-
-
-class Outputs:
-    """Reads an output topic of the worker, decoded, keyed by seller."""
-
-    def __init__(self, worker: Any, name: str) -> None:
-        self.broker = worker.env["KAFKA_BOOTSTRAP_SERVERS"]
-        self.topic = worker.topic(name)
-
-    def until(self, check: Any, timeout: float = 60) -> list[dict[str, Any]]:
-        found: list[dict[str, Any]] = []
-
-        def done(messages: list[Any]) -> bool:
-            found[:] = [codec.decode(m.value())[1] for m in messages]
-            return bool(check(found))
-
-        try:
-            consume_until(self.broker, self.topic, done, timeout=timeout)
-        except AssertionError as exc:
-            seen = [(r.get("action"), r.get("status"), r.get("template")) for r in found]
-            raise AssertionError(f"{exc}: {seen}") from None
-        return found
-
-
-def settle() -> None:
-    """Let the worker's quiet period pass: nothing new may appear (checked by the caller)."""
-    time.sleep(2.0)
-
-
 def test_enforcement_ladder_end_to_end(worker_factory: type, tmp_path: Path) -> None:
     w = worker_factory.start(WARDEN_PARTITIONS="1", WARDEN_TICK_INTERVAL="0.2",
                              WARDEN_POLICY=str(policy_file(tmp_path)))
@@ -136,8 +84,8 @@ def test_enforcement_ladder_end_to_end(worker_factory: type, tmp_path: Path) -> 
     metrics.until(lambda rs: any(r["seller_id"] == SELLER and r["late_dropoff_rate"]["numerator"] == 10
                                  for r in rs))
     settle()
-    assert len(enforcements.until(lambda rs: len(rs) >= 1)) == 1
-    assert len(notifications.until(lambda rs: len(rs) >= 1)) == 1
+    assert len(enforcements.settled()) == 1
+    assert len(notifications.settled()) == 1
 
     # Still BELOW escalate_after (14 days) later: another seller's order moves the clock on.
     later = SHIP_BY + 2 * HOUR + 14 * DAY + 60_000
@@ -152,7 +100,7 @@ def test_enforcement_ladder_end_to_end(worker_factory: type, tmp_path: Path) -> 
     assert sorted(suspension["evidence_order_ids"]) == ORDERS[30:]
     assert suspension["caused_by"] == f"ev-{OTHER}-x1" and suspension["decided_at"] == later
     settle()
-    assert len(notifications.until(lambda rs: len(rs) >= 1)) == 1  # none for a pending review
+    assert len(notifications.settled()) == 1  # none for a pending review
 
     # APPROVE -> APPROVED, and the seller is notified.
     sid = suspension["action_id"]

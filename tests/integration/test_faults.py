@@ -17,7 +17,7 @@ from schemas.codec import Codec
 from stack.embedded import free_port, start_tansu, stop
 from streams import topics as T
 from tests.chaos import harness as H
-from tests.kafka_helpers import producer
+from tests.support.kafka import producer
 
 pytestmark = pytest.mark.integration
 codec = Codec()

@@ -23,8 +23,8 @@ import yaml
 from schemas.codec import Codec
 from stack.embedded import free_port, stop
 from tests.conftest import ROOT, WebService, Worker, wait_for
-from tests.integration.test_review_console import late_shipper
-from tests.kafka_helpers import producer
+from tests.support.kafka import producer
+from tests.support.shippers import late_shipper
 
 pytestmark = pytest.mark.integration
 codec = Codec()

@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from tests.conftest import Worker
-from tests.integration.test_enforcement_flow import (
+from tests.support.kafka import producer
+from tests.support.ladder import (
     ORDERS,
     SELLER,
     SHIP_BY,
@@ -21,7 +22,6 @@ from tests.integration.test_enforcement_flow import (
     policy_file,
     scan,
 )
-from tests.kafka_helpers import producer
 
 pytestmark = pytest.mark.integration
 HOUR = 3_600_000

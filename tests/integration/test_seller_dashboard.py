@@ -8,8 +8,6 @@ from __future__ import annotations
 import json
 import subprocess
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,7 +21,8 @@ from schemas.codec import Codec
 from stack.embedded import free_port, port_open, start_web, stop
 from tables.engine import Engine
 from tests.conftest import ROOT, WebService, Worker, run_cli, shot, token
-from tests.kafka_helpers import consume_until, producer
+from tests.support.kafka import consume_until, producer
+from tests.support.web import http
 
 pytestmark = pytest.mark.integration
 codec = Codec()
@@ -89,22 +88,6 @@ def core_view(events: list[tuple[int, str, dict[str, Any]]]) -> tuple[dict[str, 
 
 def figures(record: dict[str, Any]) -> list[tuple[int, int]]:
     return [(record[m]["numerator"], record[m]["denominator"]) for m in METRICS]
-
-
-def http(url: str, method: str = "GET", headers: dict[str, str] | None = None,
-         body: bytes | None = None) -> tuple[int, str]:
-    request = urllib.request.Request(url, data=body, method=method, headers=headers or {})
-    opener = urllib.request.build_opener(NoRedirect)
-    try:
-        with opener.open(request, timeout=10) as resp:
-            return resp.status, resp.read().decode()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read().decode()
-
-
-class NoRedirect(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, *args: Any) -> None:
-        return None
 
 
 def bearer(role: str, seller_id: str | None = None, ttl_s: float = 600) -> dict[str, str]:

@@ -15,8 +15,8 @@ from rules.calendar import ShipByCalendar
 from schemas.codec import Codec
 from streams.auth import issue
 from tests.conftest import AUTH_SECRET, api_headers
-from tests.kafka_helpers import consume_until, producer
-from tests.unit.tables.test_metric_edges import DAY, HOUR
+from tests.support.events import DAY, HOUR
+from tests.support.kafka import consume_until, producer
 
 pytestmark = pytest.mark.integration
 codec = Codec()

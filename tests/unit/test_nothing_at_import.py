@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-PACKAGES = ("schemas", "rules", "tables", "streams", "agents", "cli", "bench", "feed", "simulator", "stack")
+PACKAGES = ("schemas", "rules", "tables", "streams", "agents", "cli", "bench", "feed", "simulator", "stack", "web")
 
 PROBE = r"""
 import importlib, json, os, pkgutil, sys
@@ -79,6 +79,14 @@ def test_importing_every_module_opens_no_socket_thread_process_or_file() -> None
     assert "agents.worker" in report["modules"] and "cli.main" in report["modules"]
     assert len(report["modules"]) > 40
     assert report["seen"] == [], "\n".join(" ".join(map(str, s)) for s in report["seen"])
+
+
+def test_every_package_of_the_project_is_probed() -> None:
+    """A package added to pyproject.toml and left out of PACKAGES would go unwatched."""
+    import tomllib
+
+    listed = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]
+    assert {name for name in listed if "." not in name} == set(PACKAGES)
 
 
 def test_the_probe_would_see_a_module_that_works_at_import(tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ import yaml
 
 from streams.admin import planned_topics
 from streams.settings import ENVIRONMENT, load_settings
+from tests.support.deploy import web_routes, worker_routes
 
 ROOT = Path(__file__).resolve().parents[3]
 WARDEN_SERVICES = ("topic-init", "worker-1", "worker-2", "web")
@@ -23,14 +24,6 @@ def compose() -> dict:
 
 def env_of(service: dict) -> dict[str, str]:
     return {k: str(v) for k, v in service["environment"].items()}
-
-
-def worker_routes() -> set[str]:
-    return set(re.findall(r'@app\.page\("([^"]+)"\)', (ROOT / "agents/serve_api.py").read_text()))
-
-
-def web_routes() -> set[str]:
-    return set(re.findall(r'add_get\("([^"{]+)"', (ROOT / "web/server.py").read_text()))
 
 
 def health_url(service: dict) -> str:

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from streams.settings import ENVIRONMENT, load_settings
-from tests.unit.deploy.test_deploy import web_routes, worker_routes
+from tests.support.deploy import web_routes, worker_routes
 
 ROOT = Path(__file__).resolve().parents[3]
 KUBERNETES = "1.34.0"

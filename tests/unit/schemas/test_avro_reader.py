@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from schemas.avro_reader import BadIndex, Truncated, compile_reader, read_long
 from schemas.codec import CATALOG, SCHEMA_DIR, Codec, _load, _strip_logical_types
-from tests.unit.schemas.test_avro_writer import LONG, strategy
+from tests.support.avro import LONG, strategy
 
 SCHEMAS = {name: _strip_logical_types(v.source) for name, v in CATALOG.current.items()}
 for path in sorted((SCHEMA_DIR / "history").glob("*.avsc")):

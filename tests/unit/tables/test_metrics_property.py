@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from rules.policy import load_policy
 from schemas.validation import EVENT_TIME
 from tables.engine import Engine
-from tests.reference import reference_figures
+from tests.support.reference import reference_figures
 
 POLICY = load_policy("rules/policy.yaml")
 DAY = 86_400_000

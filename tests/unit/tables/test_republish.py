@@ -7,7 +7,7 @@ import time
 from rules.effects import DecideAction, Notify
 from rules.policy import load_policy
 from tables.engine import Engine
-from tests.unit.tables.test_metric_edges import HOUR, SHIP_BY, WED, order, scan
+from tests.support.events import HOUR, SHIP_BY, WED, order, scan
 
 
 def test_recent_decisions_are_the_records_first_published() -> None:
