@@ -17,7 +17,8 @@ from agents.pipeline import Outcome, Outgoing, Pipeline
 from agents.runtime import Checkpoint, InputReading
 from agents.views import RedisView
 from schemas import compact_json
-from streams.faust_internals import Acks, Batch, batch_current, sought_offsets
+from streams.faust_internals import Acks, Batch, active_partitions, batch_current, rebalancing, sought_offsets
+from streams.faust_internals import generation as generation_of
 from streams.observability import (
     DEADLINE_REFILLS,
     EVENT_TO_DECISION,
@@ -81,12 +82,12 @@ class EventProcessor:
 
     def owned(self) -> set[int]:
         """The partitions this worker holds as active."""
-        return {tp.partition for tp in self.app.assignor.assigned_actives() if tp.topic == self.ticks_topic}
+        return {tp.partition for tp in active_partitions(self.app) if tp.topic == self.ticks_topic}
 
     def rebuild_after_rebalance(self) -> None:
         """After a rebalance the tables hold recovered state: rebuild the deadline heaps, and
         drop what the merge buffered (unacked: it is read again from the committed offsets)."""
-        generation = self.app.consumer_generation_id
+        generation = generation_of(self.app)
         if generation == self.generation:
             return
         self.generation = generation
@@ -149,7 +150,7 @@ class EventProcessor:
         """Log, at most every 30 s, each held partition whose inputs have records not handled
         while none was handled for `after_s`: what the merge holds and waits for, and how
         the consumer stands with each topic (what was read, the log ends, the boundaries)."""
-        if self.app.rebalancing:
+        if rebalancing(self.app):
             return
         now = time.monotonic()
         for partition in self.owned():
@@ -186,7 +187,7 @@ class EventProcessor:
     def _trace(self, topic: str, partition: int, record: Any, outcome: Outcome) -> None:
         """WARDEN_TRACE_DECISIONS: one line per decision, with what it was made from."""
         state = (f"partition {partition}, caused by {topic}@{record.offset} (timestamp {record.timestamp}), "
-                 f"stream time {self.engine.stream_time(partition)}, generation {self.app.consumer_generation_id}; "
+                 f"stream time {self.engine.stream_time(partition)}, generation {generation_of(self.app)}; "
                  f"inputs: {self.reading.describe(partition)}; "
                  f"restored checkpoints: {self.changelogs.staging.describe(partition)}")
         for actions in outcome.actions.values():
@@ -206,7 +207,7 @@ class EventProcessor:
         midway waits for a checkpoint that is reading the tables, and after a burst that
         reading takes seconds (260,000 changes: 3.7 s), which an ordinary record of a few
         hundred µs has no reason to wait for."""
-        if self.checkpoint.fenced_generation == self.app.consumer_generation_id:
+        if self.checkpoint.fenced_generation == generation_of(self.app):
             return  # membership lost (agents.runtime.Checkpoint): wait for the next assignment
         if self.changelogs.opening:
             await self.changelogs.wait_opened()  # a restart's databases opened meanwhile: nearly done
@@ -304,7 +305,7 @@ class EventProcessor:
         if not self._holding:
             checkpoint = self.checkpoint
             await checkpoint.lock.acquire()  # free: a turn; else after the checkpoint's reading
-            if checkpoint.fenced_generation == self.app.consumer_generation_id:
+            if checkpoint.fenced_generation == generation_of(self.app):
                 checkpoint.lock.release()
                 raise RecordAbandoned
             self._holding = True
@@ -323,7 +324,7 @@ class EventProcessor:
         await asyncio.sleep(0)
         await self._checkpoint_taken()
         app = self.app
-        return batch_current(app, generation) and self.checkpoint.fenced_generation != app.consumer_generation_id
+        return batch_current(app, generation) and self.checkpoint.fenced_generation != generation_of(app)
 
     async def _checkpoint_taken(self) -> None:
         """Wait while a checkpoint takes the tables' changes (agents.runtime.Checkpoint: it
@@ -344,4 +345,4 @@ class EventProcessor:
             m = event.message
             record = SimpleNamespace(offset=m.offset, timestamp=round(m.timestamp * 1000), key=m.key,
                                      value=m.value, headers=m.headers)
-            await self.process_batch([(m.tp, [record])], self.app.consumer_generation_id, {})
+            await self.process_batch([(m.tp, [record])], generation_of(self.app), {})

@@ -10,7 +10,7 @@ from agents.outputs import BrokerProbe
 from agents.process_events import EventProcessor
 from agents.runtime import LoopWatch
 from agents.serve_api import waiting_for
-from streams.faust_internals import committed_offset
+from streams.faust_internals import active_partitions, committed_offset, rebalancing, restore_remaining
 from streams.observability import (
     CONSUMER_COMMITTED_LAG,
     CONSUMER_LAG,
@@ -28,15 +28,15 @@ def report_health(app: Any, processor: EventProcessor, broker: BrokerProbe, loop
     READY.set(0 if waiting_for(app, broker) else 1)
     LIVE.set(1 if loop_watch.responsive() else 0)
     try:
-        TABLE_RESTORE_REMAINING.set(app.tables.recovery.active_remaining_total())
+        TABLE_RESTORE_REMAINING.set(restore_remaining(app))
     except Exception:  # the recovery service not built yet
         TABLE_RESTORE_REMAINING.set(0)
     CONSUMER_LAG.clear()
     CONSUMER_COMMITTED_LAG.clear()
-    if app.rebalancing:
+    if rebalancing(app):
         return
     consumer = app.consumer
-    for tp in app.assignor.assigned_actives():
+    for tp in active_partitions(app):
         if tp.topic not in inputs:
             continue
         end = consumer.highwater(tp)

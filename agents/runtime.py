@@ -17,6 +17,7 @@ from agents.outputs import OutputProducer
 from agents.pipeline import Pipeline
 from streams.faust_internals import (
     batch_boundary,
+    changelog_topic_name,
     committed_offset,
     fetch_position,
     fetch_state,
@@ -24,6 +25,7 @@ from streams.faust_internals import (
     recover_from_the_start,
     sought_offsets,
 )
+from streams.faust_internals import generation as faust_generation
 from streams.observability import EVENT_LOOP_LAG, EVENT_LOOP_LAG_MAX, STARTUP_PHASE
 from streams.table_stores import Changelogs
 
@@ -161,7 +163,7 @@ class Checkpoint:
         async with self._one_at_a_time:
             last = self.changelog_last
             async with self.lock:
-                generation = app.consumer_generation_id  # the epoch its changelog writes carry
+                generation = faust_generation(app)  # the epoch its changelog writes carry
                 # A worker frozen past its session is checked even with nothing to write: its
                 # tables may be behind what its partitions' new owner wrote meanwhile, and the
                 # fence makes it read them whole again
@@ -193,7 +195,7 @@ class Checkpoint:
     async def _die_mid_checkpoint(self, generation: int) -> None:
         """WARDEN_FAILPOINT=checkpoint-partial: the orders table's changes on the broker, the
         other tables' not, then an exit as abrupt as kill -9."""
-        orders = self.changelogs.stores[0].table.changelog_topic.get_topic_name()
+        orders = changelog_topic_name(self.changelogs.stores[0].table)
         out = self.changelog_out
 
         def orders_only(topic: str, *args: Any, **kwargs: Any) -> None:
@@ -219,7 +221,7 @@ class Checkpoint:
 
     def _fence(self) -> None:
         app, changelogs = self.app, self.changelogs
-        self.fenced_generation = app.consumer_generation_id
+        self.fenced_generation = faust_generation(app)
         dropped = changelogs.discard_pending()
         recover_from_the_start(app)  # the tables are empty now: read them back whole
         log.warning("this worker lost its group membership (paused past its session): %d unflushed "

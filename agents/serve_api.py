@@ -15,6 +15,7 @@ from agents.runtime import LoopWatch
 from agents.views import RedisView
 from rules.history import HIDDEN_FROM_SELLER
 from streams.auth import AuthError, Identity, bearer, require_seller, verify
+from streams.faust_internals import rebalancing, recovery_completed
 from streams.observability import exposition
 
 
@@ -26,8 +27,8 @@ def waiting_for(app: Any, broker: BrokerProbe) -> list[str]:
         checks = [
             ("brokers", broker.reachable),
             ("start", app.started),
-            ("rebalance", not app.rebalancing),
-            ("recovery", app.tables.recovery.completed.is_set()),
+            ("rebalance", not rebalancing(app)),
+            ("recovery", recovery_completed(app)),
         ]
     except Exception:
         return ["start"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from streams.faust_internals import active_partitions, rebalancing
 from streams.observability import (
     OLDEST_PENDING_REVIEW,
     PENDING_DEADLINES,
@@ -24,9 +25,9 @@ from tables.engine import Engine
 
 async def sweep_deadlines(app: Any, ticks: Any, tick_topic: str, engine: Engine) -> None:
     """One tick for every partition this worker holds as active, and the timer gauges."""
-    if app.rebalancing:
+    if rebalancing(app):
         return
-    for tp in app.assignor.assigned_actives():
+    for tp in active_partitions(app):
         if tp.topic == tick_topic:
             await ticks.send(key=b"tick", value=b"", partition=tp.partition)
     PENDING_DEADLINES.set(engine.pending_timers())

@@ -34,7 +34,7 @@ from schemas.codec import Codec
 from streams import topics as T
 from streams.app import Topics, build_app, declare_topics
 from streams.auth import check_secret
-from streams.faust_internals import WardenApp, group_join_begun, route_batches, route_changelogs
+from streams.faust_internals import WardenApp, group_join_begun, route_batches, route_changelogs, session_timeout
 from streams.observability import STARTUP_PHASE
 from streams.settings import Settings
 from streams.table_setup import declare_tables, open_local_stores
@@ -103,7 +103,7 @@ def build_worker(settings: Settings) -> Worker:
                                     name="changelog-ends", on_failure=stop_on_delivery_failure,
                                     queue_size=100_000, security=settings.kafka_client_config())
     broker = BrokerProbe(outputs, settings.topic(T.ENFORCEMENTS))
-    loop_watch = LoopWatch(app.conf.broker_session_timeout)
+    loop_watch = LoopWatch(session_timeout(app))
     StartupPhases(app)
     checkpoint = Checkpoint(app, changelogs, outputs, changelog_out, changelog_last, loop_watch,
                             failpoint=settings.failpoint)

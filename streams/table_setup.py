@@ -9,8 +9,8 @@ from typing import Any
 from faust.stores.memory import Store as MemoryStore
 
 from streams.faust_internals import new_changelog_topic, open_local_partitions, rocksdb_options
+from streams.table_codecs import register_codecs
 from streams.table_stores import Changelogs, ChangelogStore
-from tables.codecs import register_codecs
 from tables.engine import Stores
 from tables.keys import clock_partition, seller_of
 

@@ -24,7 +24,8 @@ commits exactly those offsets. The handler may give the event loop a turn betwee
 read again. So no rebalance lands in the middle of a record.
 
 The package's modules: `consumer` (the batch path, acks, the consumer's state), `app`
-(the app, transport, producer and table manager), `stores` (the tables' stores and their
+(the app, transport, producer and table manager), `group` (the rebalance generation, the
+active partitions, the recovery's progress), `stores` (the tables' stores and their
 recovery). Import from the package.
 """
 
@@ -55,6 +56,15 @@ from streams.faust_internals.consumer import (
     use_join_marker,
     use_quick_commit_offsets,
 )
+from streams.faust_internals.group import (
+    active_partitions,
+    changelog_topic_name,
+    generation,
+    rebalancing,
+    recovery_completed,
+    restore_remaining,
+    session_timeout,
+)
 from streams.faust_internals.stores import (
     codec_loads,
     current_event_set,
@@ -81,27 +91,34 @@ __all__ = [
     "CheckpointProducer",
     "QuickTableManager",
     "WardenApp",
+    "active_partitions",
     "batch_boundary",
     "batch_current",
+    "changelog_topic_name",
     "codec_loads",
     "committed_offset",
     "current_event_set",
     "end_recovery",
     "fetch_position",
     "fetch_state",
+    "generation",
     "group_join_begun",
     "key_partitions",
     "local_partitions",
     "membership_lost",
     "new_changelog_topic",
     "open_local_partitions",
+    "rebalancing",
     "recover_from_the_start",
+    "recovery_completed",
+    "restore_remaining",
     "rocksdb_get",
     "rocksdb_items",
     "rocksdb_options",
     "rocksdb_write",
     "route_batches",
     "route_changelogs",
+    "session_timeout",
     "set_current_partition",
     "sought_offsets",
     "use_fetch_max_wait",

@@ -153,3 +153,25 @@ def test_aiokafkas_partition_state_reads_relied_on() -> None:
     assert hasattr(Assignment, "state_value")
     for name in ("position", "paused", "has_valid_position", "awaiting_reset"):
         assert isinstance(TopicPartitionState.__dict__.get(name), property), name
+
+
+def test_the_group_and_recovery_state_read_by_faust_internals_group() -> None:
+    """streams.faust_internals.group: the app's generation and rebalancing flag, the
+    assignor's active partitions, the recovery's progress, a table's changelog topic
+    (faust-streaming 0.15.3)."""
+    from faust.app.base import App as BaseApp
+    from faust.assignor.partition_assignor import PartitionAssignor
+    from faust.types.app import AppT
+    from faust.types.settings import Settings
+
+    assert AppT.__annotations__.get("consumer_generation_id") in (int, "int")
+    assert AppT.__annotations__.get("rebalancing") in (bool, "bool")
+    assert "self.rebalancing = True" in inspect.getsource(BaseApp)  # set on revocation
+    # the rebalance listener sets the generation on the app when partitions are assigned
+    assert "app.consumer_generation_id = generation" in inspect.getsource(faust_aiokafka)
+    assert callable(PartitionAssignor.assigned_actives)
+    assert "self.completed = Event(" in inspect.getsource(Recovery.__init__)
+    assert callable(Recovery.active_remaining_total)
+    assert isinstance(Settings.__dict__.get("broker_session_timeout"), property) or \
+        "broker_session_timeout" in inspect.getsource(Settings)
+    assert isinstance(Collection.__dict__.get("changelog_topic"), property)

@@ -1,4 +1,4 @@
-"""Faust codecs for the table values: compact JSON arrays, not pickles."""
+"""Faust codecs for the table values (tables/: compact JSON arrays, not pickles)."""
 
 from __future__ import annotations
 
