@@ -3,33 +3,19 @@ epoch fence (streams.epochs)."""
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import Any
 
-from faust.stores.memory import Store as MemoryStore
 from faust.types import TP
 
 from streams.checkpoints import CheckpointStaging
 from streams.epochs import EpochFence, stamp_of
-from streams.faust_internals import codec_loads, end_recovery, key_partitions
-
-
-class _Message:
-    """What a store's apply_changelog_batch reads of a changelog record."""
-
-    __slots__ = ("key", "offset", "partition", "tp", "value")
-
-    def __init__(self, tp: TP, record: Any) -> None:
-        self.tp, self.partition, self.offset = tp, tp.partition, record.offset
-        self.key, self.value = record.key, record.value
-
-
-class _Change:
-    """A changelog record as a store applies it: raw message, decoded key and value."""
-
-    __slots__ = ("key", "message", "value")
-
-    def __init__(self, message: _Message, key: Any, value: Any) -> None:
-        self.message, self.key, self.value = message, key, value
+from streams.faust_internals import (
+    apply_to_table,
+    end_recovery,
+    recovering_actives,
+    recovery_complete,
+    recovery_offsets,
+)
 
 
 def apply_changelog(app: Any, tp: TP, records: list[Any], fence: EpochFence | None = None,
@@ -41,15 +27,8 @@ def apply_changelog(app: Any, tp: TP, records: list[Any], fence: EpochFence | No
     earlier owner (EpochFence); `staging` holds each record until its checkpoint is known
     to be complete (streams.checkpoints). False: not a changelog partition being recovered
     or followed (standby) here; Faust's own path takes it."""
-    recovery = app.tables.recovery
-    table = recovery.tp_to_table.get(tp)
-    if table is None:
-        return False
-    if tp in recovery.active_tps:
-        offsets = recovery.active_offsets
-    elif tp in recovery.standby_tps:
-        offsets = recovery.standby_offsets
-    else:
+    offsets = recovery_offsets(app, tp)
+    if offsets is None:
         return False
     seen = offsets.get(tp)
     if seen is not None:
@@ -62,38 +41,10 @@ def apply_changelog(app: Any, tp: TP, records: list[Any], fence: EpochFence | No
         records, stamps = fence.admit_stamped(tp, records, stamps)
     groups = [(tp, records)] if staging is None else staging.arrive(tp, records, stamps)
     for group_tp, group in groups:
-        table_of_group = recovery.tp_to_table.get(group_tp)
-        if table_of_group is not None:
-            _apply(recovery, table_of_group, group_tp, group)
+        apply_to_table(app, group_tp, group)
     offsets[tp] = last
-    if recovery.in_recovery and not recovery.need_recovery():
+    if recovery_complete(app):
         if staging is not None:
-            staging.finish({t.partition for t in recovery.active_tps})
-        end_recovery(recovery)
+            staging.finish({t.partition for t in recovering_actives(app)})
+        end_recovery(app)
     return True
-
-
-def _apply(recovery: Any, table: Any, tp: TP, records: list[Any]) -> None:
-    """Apply changelog records of `tp` to its table's store."""
-    load_key, load_value = codec_loads(table.key_serializer), codec_loads(table.value_serializer)
-    store = table.data
-    buffered = recovery.buffers.get(table)
-    if buffered:  # what Faust's path buffered for this table comes first
-        table.apply_changelog_batch(buffered)
-        buffered.clear()
-    if isinstance(store, MemoryStore):
-        # what MemoryStore.apply_changelog_batch does, without an event per record; through
-        # dict's own methods, so a DirtyDict does not take recovery for writes
-        data = cast(dict[Any, Any], store.data)  # a dict (a DirtyDict, written past its noting)
-        key_partition, partition = key_partitions(store), tp.partition
-        put, pop = dict.__setitem__, dict.pop
-        for r in records:
-            key = load_key(r.key)
-            if r.value is None:
-                pop(data, key, None)
-                key_partition.pop(key, None)
-            else:
-                put(data, key, load_value(r.value))
-                key_partition[key] = partition
-    else:  # a persistent store writes the raw bytes
-        table.apply_changelog_batch([_Change(_Message(tp, r), None, None) for r in records])

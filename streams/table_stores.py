@@ -52,16 +52,6 @@ class Taken(NamedTuple):
     records: list[tuple[int, bytes, bytes | None]]
     last: dict[int, bytes]
     headers: dict[int, list[tuple[str, bytes]]]
-class _PartitionEvent:
-    """What Faust's RocksDB store asks of the current event: the partition it belongs to."""
-
-    class _Message:
-        def __init__(self, partition: int) -> None:
-            self.partition = partition
-            self.topic = None
-
-    def __init__(self, partition: int) -> None:
-        self.message = self._Message(partition)
 
 
 class DirtyDict(dict):  # type: ignore[type-arg]
@@ -340,7 +330,6 @@ class Changelogs:
     def __init__(self) -> None:
         self.stores: list[ChangelogStore] = []
         self.partition = 0
-        self._events: dict[int, _PartitionEvent] = {}
         self._persist: dict[tuple[int, int], int] = {}  # (store index, partition) -> offset
         self.produced = 0
         # (a persistent store, partition, a write batch) of the checkpoint under way: written
@@ -405,10 +394,7 @@ class Changelogs:
         writes that partition's database."""
         if partition != self.partition or not current_event_set():
             self.partition = partition
-            event = self._events.get(partition)
-            if event is None:
-                event = self._events[partition] = _PartitionEvent(partition)
-            set_current_partition(event)
+            set_current_partition(partition)
 
     def pending(self) -> int:
         return sum(len(s.dirty) for s in self.stores)

@@ -4,16 +4,36 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, cast
 
 from faust.serializers import codecs
+from faust.stores.memory import Store as MemoryStore
 from faust.streams import _current_event
+from faust.types import TP
 
 
-def set_current_partition(event: Any) -> None:
-    """Make `event` (with .message.partition) Faust's current event: a RocksDB store writes
+class _PartitionEvent:
+    """What Faust's RocksDB store asks of the current event: the partition it belongs to."""
+
+    class _Message:
+        def __init__(self, partition: int) -> None:
+            self.partition = partition
+            self.topic = None
+
+    def __init__(self, partition: int) -> None:
+        self.message = self._Message(partition)
+
+
+_EVENTS: dict[int, _PartitionEvent] = {}  # one stand-in a partition, held (the current event is a weak reference)
+
+
+def set_current_partition(partition: int) -> None:
+    """Make a stand-in event of `partition` Faust's current event: a RocksDB store writes
     the database of that partition."""
-    _current_event.set(weakref.ref(event))
+    event = _EVENTS.get(partition)
+    if event is None:
+        event = _EVENTS[partition] = _PartitionEvent(partition)
+    _current_event.set(weakref.ref(event))  # type: ignore[arg-type]  # a stand-in, as read by the store
 
 
 def current_event_set() -> bool:
@@ -66,8 +86,9 @@ def codec_loads(serializer: Any) -> Any:
     return codec._loads if tuple(codec.nodes) == (codec,) else codec.loads
 
 
-def end_recovery(recovery: Any) -> None:
+def end_recovery(app: Any) -> None:
     """Tell Faust's recovery it is complete (what its own changelog reader does)."""
+    recovery = app.tables.recovery
     recovery.flush_buffers()
     recovery._set_recovery_ended()
     recovery.signal_recovery_end.set()
@@ -104,3 +125,78 @@ def open_local_partitions(store: Any, partitions: int) -> Iterator[int]:
             store._db_for_partition(partition)
             yield partition
 
+
+# --- the tables' recovery, as streams.table_restore applies a fetch at a time -----------------
+
+def recovery_offsets(app: Any, tp: TP) -> dict[TP, int] | None:
+    """The recovery's offsets (what it has applied, per partition) that `tp` counts in: the
+    active or the standby ones; None if `tp` is no changelog partition recovered here."""
+    recovery = app.tables.recovery
+    if recovery.tp_to_table.get(tp) is None:
+        return None
+    if tp in recovery.active_tps:
+        return recovery.active_offsets  # type: ignore[no-any-return]
+    if tp in recovery.standby_tps:
+        return recovery.standby_offsets  # type: ignore[no-any-return]
+    return None
+
+
+def recovery_complete(app: Any) -> bool:
+    """Whether a recovery under way has read every active changelog partition to its end."""
+    recovery = app.tables.recovery
+    return bool(recovery.in_recovery and not recovery.need_recovery())
+
+
+def recovering_actives(app: Any) -> set[TP]:
+    """The active changelog partitions of the recovery."""
+    return set(app.tables.recovery.active_tps)
+
+
+class _Message:
+    """What a store's apply_changelog_batch reads of a changelog record."""
+
+    __slots__ = ("key", "offset", "partition", "tp", "value")
+
+    def __init__(self, tp: TP, record: Any) -> None:
+        self.tp, self.partition, self.offset = tp, tp.partition, record.offset
+        self.key, self.value = record.key, record.value
+
+
+class _Change:
+    """A changelog record as a store applies it: raw message, decoded key and value."""
+
+    __slots__ = ("key", "message", "value")
+
+    def __init__(self, message: _Message, key: Any, value: Any) -> None:
+        self.message, self.key, self.value = message, key, value
+
+
+def apply_to_table(app: Any, tp: TP, records: list[Any]) -> None:
+    """Apply changelog records of `tp` to its table's store (none: nothing), as the
+    store's `apply_changelog_batch` would, without an event per record."""
+    recovery = app.tables.recovery
+    table = recovery.tp_to_table.get(tp)
+    if table is None:
+        return
+    load_key, load_value = codec_loads(table.key_serializer), codec_loads(table.value_serializer)
+    store = table.data
+    buffered = recovery.buffers.get(table)
+    if buffered:  # what Faust's path buffered for this table comes first
+        table.apply_changelog_batch(buffered)
+        buffered.clear()
+    if isinstance(store, MemoryStore):
+        # what MemoryStore.apply_changelog_batch does, without an event per record; through
+        # dict's own methods, so a DirtyDict does not take recovery for writes
+        data = cast(dict[Any, Any], store.data)  # a dict (a DirtyDict, written past its noting)
+        key_partition, partition = key_partitions(store), tp.partition
+        put, pop = dict.__setitem__, dict.pop
+        for r in records:
+            key = load_key(r.key)
+            if r.value is None:
+                pop(data, key, None)
+                key_partition.pop(key, None)
+            else:
+                put(data, key, load_value(r.value))
+                key_partition[key] = partition
+    else:  # a persistent store writes the raw bytes
+        table.apply_changelog_batch([_Change(_Message(tp, r), None, None) for r in records])

@@ -11,8 +11,8 @@ from faust.types import TP
 from streams.checkpoints import CHECKPOINT_HEADER, CheckpointStaging
 from streams.epochs import EPOCH_HEADER, EpochFence
 from streams.faust_internals import Acks
-from streams.table_stores import Changelogs, ChangelogStore
 from streams.table_codecs import register_codecs
+from streams.table_stores import Changelogs, ChangelogStore
 
 
 class FakeBatch:
