@@ -6,9 +6,7 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
-from faust.stores.memory import Store as MemoryStore
-
-from streams.faust_internals import new_changelog_topic, open_local_partitions, rocksdb_options
+from streams.faust_internals import is_memory_store, new_changelog_topic, open_local_partitions, rocksdb_options
 from streams.table_codecs import register_codecs
 from streams.table_stores import Changelogs, ChangelogStore
 from tables.engine import Stores
@@ -45,7 +43,7 @@ async def open_local_stores(changelogs: Changelogs, partitions: int,
     write-ahead log with the interpreter held (24 databases at 1M events: 3.1 s), and done
     first it put the join that long behind. The first batch waits for the opening
     (Changelogs.wait_opened). Returns how many databases were opened."""
-    persistent = bool(changelogs.stores) and not any(isinstance(s.table.data, MemoryStore)
+    persistent = bool(changelogs.stores) and not any(is_memory_store(s.table.data)
                                                      for s in changelogs.stores)
     if persistent:
         changelogs.begin_opening()

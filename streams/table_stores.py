@@ -21,16 +21,17 @@ from collections.abc import Callable, Iterator, MutableMapping
 from typing import Any, NamedTuple
 
 from faust.serializers import codecs
-from faust.stores.memory import Store as MemoryStore
 from faust.types import TP
 
 from streams.checkpoints import CheckpointStaging, marker_key, marker_value
 from streams.epochs import CHECKPOINT_HEADER, EPOCH_HEADER, EpochFence
 from streams.faust_internals import (
+    clear_memory_store,
     codec_loads,
     current_event_set,
-    key_partitions,
+    is_memory_store,
     local_partitions,
+    memory_dict,
     rocksdb_get,
     rocksdb_items,
     rocksdb_write,
@@ -95,10 +96,9 @@ class ChangelogStore(MutableMapping[str, Any]):
         made a DirtyDict."""
         if self._data is None:
             store = self.table.data
-            if isinstance(store, MemoryStore):
-                if not isinstance(store.data, DirtyDict):
-                    store.data = DirtyDict(store.data, self.changelogs, self.dirty)
-                self._data = store.data
+            if is_memory_store(store):
+                self._data = memory_dict(store, DirtyDict,
+                                         lambda data: DirtyDict(data, self.changelogs, self.dirty))
             else:
                 self._data = store
         return self._data
@@ -415,9 +415,8 @@ class Changelogs:
             store.dirty.clear()  # the same dict stays shared with the store's DirtyDict
             store.unpersisted.clear()
             data = store.table.data
-            if isinstance(data, MemoryStore):
-                dict.clear(data.data)
-                key_partitions(data).clear()
+            if is_memory_store(data):
+                clear_memory_store(data)
             if store.cache is not None:
                 store.cache.clear_cached()
         return dropped
@@ -508,7 +507,7 @@ class Changelogs:
         for t in taken:
             table = t.store.table
             topic = table.changelog_topic.get_topic_name()
-            persists = not isinstance(table.data, MemoryStore)
+            persists = not is_memory_store(table.data)
             last, headers = t.last, t.headers
             writes: dict[int, Any] = {}  # a persistent store's write batch per partition
             for partition, raw_key, raw in t.records:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, cast
 
 from faust.serializers import codecs
@@ -38,6 +38,27 @@ def set_current_partition(partition: int) -> None:
 
 def current_event_set() -> bool:
     return _current_event.get(None) is not None
+
+
+def is_memory_store(store: Any) -> bool:
+    """Whether a table's store is Faust's memory store (a dict), not a persistent one."""
+    return isinstance(store, MemoryStore)
+
+
+def memory_dict(store: Any, kind: type, make: Callable[[dict[Any, Any]], dict[Any, Any]]) -> dict[Any, Any]:
+    """A memory store's dict, replaced once by `make(dict)` (of class `kind`: a dict that
+    also notes the core's writes): the store itself, its recovery and Warden then share
+    that one dict."""
+    data: dict[Any, Any] = store.data
+    if not isinstance(data, kind):
+        data = store.data = make(data)
+    return data
+
+
+def clear_memory_store(store: Any) -> None:
+    """Empty a memory store: its values and which partition each key came from."""
+    dict.clear(store.data)
+    store._key_partition.clear()
 
 
 def key_partitions(store: Any) -> dict[Any, int]:
