@@ -107,7 +107,7 @@ def build_worker(settings: Settings) -> Worker:
     StartupPhases(app)
     checkpoint = Checkpoint(app, changelogs, outputs, changelog_out, changelog_last, loop_watch,
                             failpoint=settings.failpoint)
-    app.checkpoint = checkpoint  # type: ignore[attr-defined]  # run by every producer flush
+    app.checkpoint = checkpoint  # run by every producer flush
     view = RedisView(settings.redis_url, settings.topic_prefix, codec, app, loop_watch)
     ticks_topic = settings.topic(T.TICKS)
     processor = EventProcessor(app, engine, pipeline, changelogs, checkpoint, view, reading,
@@ -115,7 +115,7 @@ def build_worker(settings: Settings) -> Worker:
                                max_idle_s=settings.max_task_idle_s, trace=settings.trace_decisions,
                                arrival_grace_s=settings.arrival_grace_ms / 1000)
     changelogs.input_positions = processor.input_positions  # what each checkpoint covers
-    app.restored_input_offset = changelogs.staging.input_offset  # type: ignore[attr-defined]  # where inputs go on
+    app.restored_input_offset = changelogs.staging.input_offset  # where inputs go on
     worker = Worker(settings, app, topics, policy, changelogs, engine, pipeline, outputs, changelog_out,
                     broker, loop_watch, checkpoint, view, reading, processor)
     view.resync = worker.resync_views

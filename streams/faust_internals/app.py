@@ -89,6 +89,18 @@ class WardenApp(faust.App):
     before its consumer joins the group (Faust's own tasks start once it is ready)."""
 
     early_tasks: tuple[Callable[[], Awaitable[None]], ...] = ()
+    # What Warden hangs on the app, read by the transport (each None until set):
+    # route_batches' topics, handler, wanted partitions, log ends and partitions asked again
+    batch_route: tuple[frozenset[str], BatchHandler] | None = None
+    batch_wanted: Callable[[], tuple[tuple[str, int], ...]] | None = None
+    batch_log_ends: LogEndsAsk | None = None
+    batch_again: Callable[[], tuple[int, ...]] | None = None
+    # route_changelogs' apply(app, tp, records)
+    changelog_route: Callable[[Any, TP, list[Any]], bool] | None = None
+    # run by every producer flush, before offsets are committed (agents.runtime.Checkpoint)
+    checkpoint: Callable[[], Awaitable[None]] | None = None
+    # (topic, partition) -> the input offset a restore goes on from (streams.checkpoints), None: the committed one
+    restored_input_offset: Callable[[str, int], int | None] | None = None
 
     def _new_transport(self) -> Any:
         return BatchTransport(self.conf.broker_consumer, self)
