@@ -20,7 +20,7 @@ from rules.units import DAY_MS
 from schemas import compact_json
 from schemas.codec import Codec, DecodeError
 from schemas.validation import FieldRuleViolation, validate
-from streams import topics as T
+from streams.contract import topics as T
 from streams.observability import (
     ENFORCEMENTS,
     EVENTS,

@@ -14,7 +14,7 @@ from agents.outputs import BrokerProbe
 from agents.runtime import LoopWatch
 from agents.views import RedisView
 from rules.history import HIDDEN_FROM_SELLER
-from streams.auth import AuthError, Identity, bearer, require_seller, verify
+from streams.contract.auth import AuthError, Identity, bearer, require_seller, verify
 from streams.faust_internals import rebalancing, recovery_completed
 from streams.observability import exposition
 

@@ -16,10 +16,10 @@ from agents.runtime import LoopWatch
 from rules.history import review_kind
 from schemas import compact_json
 from schemas.codec import Codec
+from streams.contract.settings import without_password
+from streams.contract.view_keys import ViewKeys
 from streams.faust_internals import membership_lost
 from streams.observability import VIEW_WRITE_FAILURES
-from streams.settings import without_password
-from streams.view_keys import ViewKeys
 
 log = logging.getLogger("warden")
 

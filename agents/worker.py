@@ -31,12 +31,12 @@ from agents.sweep_deadlines import sweep_deadlines
 from agents.views import RedisView
 from rules.policy import Policy, load_policy
 from schemas.codec import Codec
-from streams import topics as T
 from streams.app import Topics, build_app, declare_topics
-from streams.auth import check_secret
+from streams.contract import topics as T
+from streams.contract.auth import check_secret
+from streams.contract.settings import Settings
 from streams.faust_internals import WardenApp, group_join_begun, route_batches, route_changelogs, session_timeout
 from streams.observability import STARTUP_PHASE
-from streams.settings import Settings
 from streams.table_setup import declare_tables, open_local_stores
 from streams.table_stores import Changelogs
 from tables.engine import Engine

@@ -23,7 +23,7 @@ from rules.policy import Policy, load_policy
 from schemas.codec import Codec
 from simulator.marketplace import DAY, Marketplace
 from simulator.publisher import producer
-from streams import topics as T
+from streams.contract import topics as T
 from tables.engine import Engine
 
 # events per seller and day the simulator gives with Zipf skew 1.0 (measured); used to

@@ -20,10 +20,10 @@ from typing import Any
 import faust
 
 from bench.rss import rss_bytes
-from streams import topics as T
 from streams.app import app_options
+from streams.contract import topics as T
+from streams.contract.settings import Settings, load_settings
 from streams.faust_internals import use_fetch_max_wait
-from streams.settings import Settings, load_settings
 
 
 def build(settings: Settings, expect: int) -> faust.App:

@@ -26,7 +26,7 @@ from bench.stack import (
 from schemas.codec import Codec
 from simulator.publisher import producer
 from stack.embedded import spawn, stop
-from streams import topics as T
+from streams.contract import topics as T
 
 # --- (e) latency ----------------------------------------------------------------------------
 

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.stack import ROOT, BenchFailure, Context, ratio, spread_note
-from streams import topics as T
+from streams.contract import topics as T
 
 
 def peer_requirements() -> list[str]:

@@ -15,7 +15,7 @@ from bench.stack import (
     WorkerRun,
     still_working,
 )
-from streams.settings import load_settings
+from streams.contract.settings import load_settings
 
 # --- (f) start-up and recovery -------------------------------------------------------------
 

@@ -32,8 +32,8 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 from bench import data as bench_data
 from bench.rss import rss_bytes
 from stack.embedded import free_port, spawn, stop, wait_healthy
-from streams import topics as T
-from streams.settings import load_settings
+from streams.contract import topics as T
+from streams.contract.settings import load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -24,7 +24,7 @@ from bench.stack import (
     spread_note,
     vs_faust,
 )
-from streams import topics as T
+from streams.contract import topics as T
 
 # --- (a) the ceiling ------------------------------------------------------------------------
 

@@ -21,8 +21,8 @@ from rules.units import HOUR_MS as HOUR
 from schemas import compact_json
 from schemas.codec import Codec
 from stack.embedded import free_port, start_web, stop, wait_healthy
-from streams.auth import issue
-from streams.view_keys import ViewKeys
+from streams.contract.auth import issue
+from streams.contract.view_keys import ViewKeys
 from tables.engine import Engine
 
 SELLER = "seller-bench-web"

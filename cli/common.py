@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from stack.embedded import port_open
-from streams.settings import Settings, load_settings
+from streams.contract.settings import Settings, load_settings
 
 STATE_DIR = Path(".warden")
 FAUST_LEVELS = {"debug": "debug", "info": "info", "warning": "warn", "error": "error", "critical": "crit"}
@@ -21,7 +21,7 @@ def settings() -> Settings:
 
 def check_secret_set(settings: Settings) -> None:
     """UserError unless WARDEN_AUTH_SECRET is usable (a worker and the web service need it)."""
-    from streams.auth import check_secret
+    from streams.contract.auth import check_secret
 
     try:
         check_secret(settings.auth_secret)

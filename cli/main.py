@@ -14,8 +14,8 @@ from cli.common import FAUST_LEVELS, UserError, broker_reachable, check_policy, 
 from cli.common import settings as load
 from cli.stack_commands import cmd_down, cmd_run, cmd_up, stack_secret
 from stack.embedded import StackError, port_free
-from streams.auth import ROLES, check_secret, issue, parse_ttl
-from streams.settings import ConfigError
+from streams.contract.auth import ROLES, check_secret, issue, parse_ttl
+from streams.contract.settings import ConfigError
 
 # --- worker -------------------------------------------------------------------------------
 

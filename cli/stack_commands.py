@@ -30,7 +30,7 @@ from stack.embedded import (
     stop,
     wait_healthy,
 )
-from streams.settings import Settings
+from streams.contract.settings import Settings
 
 # --- up / down ----------------------------------------------------------------------------
 
@@ -113,7 +113,7 @@ DEMO_SELLER = "seller-00001-slow_shipper"  # the simulator's first slow shipper 
 
 def demo_links(ui_url: str, secret: str) -> list[tuple[str, str]]:
     """Sign-in links (valid 8 hours) for a demo seller and a demo reviewer."""
-    from streams.auth import issue
+    from streams.contract.auth import issue
 
     seller = issue(secret, DEMO_SELLER, "seller", DEMO_SELLER)
     reviewer = issue(secret, "demo-reviewer", "reviewer")

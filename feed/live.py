@@ -11,8 +11,8 @@ from typing import Any
 from confluent_kafka import Consumer
 
 from schemas.codec import Codec
-from streams import topics as T
-from streams.settings import Settings
+from streams.contract import topics as T
+from streams.contract.settings import Settings
 
 
 def _scrape(port: int) -> dict[str, float]:

@@ -11,8 +11,8 @@ from confluent_kafka import Producer
 from schemas.codec import Codec
 from schemas.validation import EVENT_TIME
 from simulator.marketplace import DAY, Marketplace
-from streams.settings import Settings
-from streams.topics import RECORD_TOPIC
+from streams.contract.settings import Settings
+from streams.contract.topics import RECORD_TOPIC
 
 
 def producer(servers: str, **extra: Any) -> Producer:

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from streams import topics as T
-from streams.settings import Settings
+from streams.contract import topics as T
+from streams.contract.settings import Settings
 
 
 class TopicLayoutError(RuntimeError):

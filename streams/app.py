@@ -19,7 +19,8 @@ from typing import Any
 
 import faust
 
-from streams import topics as T
+from streams.contract import topics as T
+from streams.contract.settings import Settings
 from streams.faust_internals import (
     QuickTableManager,
     WardenApp,
@@ -28,7 +29,6 @@ from streams.faust_internals import (
     use_no_scan_marks,
     use_quick_commit_offsets,
 )
-from streams.settings import Settings
 
 
 def broker_credentials(settings: Settings) -> Any:

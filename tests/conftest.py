@@ -133,14 +133,14 @@ def wait_for(check: Any, what: str, timeout: float = 60, step: float = 0.3) -> A
 
 
 def token(role: str = "service", seller_id: str | None = None, ttl_s: float = 600) -> str:
-    from streams.auth import issue
+    from streams.contract.auth import issue
 
     return issue(AUTH_SECRET, seller_id or role, role, seller_id, ttl_s)
 
 
 def api_headers(role: str = "service", seller_id: str | None = None, ttl_s: float = 600) -> dict[str, str]:
     """An Authorization header for the tests' workers."""
-    from streams.auth import issue
+    from streams.contract.auth import issue
 
     return {"Authorization": f"Bearer {issue(AUTH_SECRET, seller_id or role, role, seller_id, ttl_s)}"}
 

@@ -17,7 +17,7 @@ from rules.history import BAN, HIDDEN_FROM_SELLER, SELLER_APPEALABLE, SUSPENSION
 from rules.metrics import DESCRIPTIONS, FLAWED_REASONS, METRICS
 from rules.notifications import IMPROVE
 from rules.policy import Policy
-from streams.auth import AuthError, Identity, require_seller
+from streams.contract.auth import AuthError, Identity, require_seller
 from web.charts import DayRate, daily_rate_svg, monthly_bars_svg
 from web.commands import CommandPublisher
 from web.reads import SellerView, Unavailable, ViewReader

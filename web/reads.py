@@ -1,4 +1,4 @@
-"""What the web service reads: the views the workers keep in Redis (streams.view_keys),
+"""What the web service reads: the views the workers keep in Redis (streams.contract.view_keys),
 decoded for the pages. Every read has a short timeout; Redis away is `Unavailable`, which
 the pages answer with a 503 while the client reconnects by itself on the next request."""
 
@@ -13,7 +13,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from schemas.codec import Codec
-from streams.view_keys import ViewKeys
+from streams.contract.view_keys import ViewKeys
 
 TIMEOUT_S = 2.0
 

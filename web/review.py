@@ -17,8 +17,8 @@ from aiohttp import web
 from rules.history import review_kind
 from rules.metrics import wilson_lower_bound
 from rules.policy import Policy
-from streams import topics as T
-from streams.auth import AuthError, Identity, require_reviewer
+from streams.contract import topics as T
+from streams.contract.auth import AuthError, Identity, require_reviewer
 from web.commands import CommandPublisher
 from web.pages import SellerPages, api_error, json_body
 from web.reads import Unavailable

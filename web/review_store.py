@@ -1,4 +1,4 @@
-"""The review console's state in Redis: the queue the workers keep (streams.view_keys), and
+"""The review console's state in Redis: the queue the workers keep (streams.contract.view_keys), and
 what the console keeps itself: claims that lapse (SET NX PX, so two reviewers never hold
 one case), the decisions sent (HSETNX, so a second submission publishes nothing), and the
 audit lists shown on the pages (the durable audit log is the trust-safety.review-audit

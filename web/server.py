@@ -16,9 +16,9 @@ from prometheus_client import CollectorRegistry, ProcessCollector, generate_late
 
 from rules.policy import Policy, load_policy
 from schemas.codec import Codec
-from streams import topics as T
-from streams.auth import AuthError, Identity, check_secret, verify
-from streams.settings import Settings
+from streams.contract import topics as T
+from streams.contract.auth import AuthError, Identity, check_secret, verify
+from streams.contract.settings import Settings
 from web.commands import CommandPublisher
 from web.group_lag import GroupLag
 from web.pages import SellerPages

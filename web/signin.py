@@ -10,7 +10,7 @@ from urllib.parse import quote
 
 from aiohttp import web
 
-from streams.auth import AuthError, Identity, bearer, verify
+from streams.contract.auth import AuthError, Identity, bearer, verify
 
 COOKIE = "warden_session"
 CSRF_FIELD = "csrf_token"

@@ -34,7 +34,7 @@ from rules.policy import load_policy
 from schemas.codec import Codec
 from simulator.marketplace import DAY, HOUR, PROFILES, Marketplace, Profile
 from stack.embedded import free_port, start_worker, stop, wait_healthy
-from streams import topics as T
+from streams.contract import topics as T
 from tables.engine import Engine
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -156,7 +156,7 @@ class Cluster:
     def ensure_topics(self) -> None:
         """Create the topics as a worker would (to publish before any worker has started)."""
         from streams.admin import ensure_topics
-        from streams.settings import load_settings
+        from streams.contract.settings import load_settings
 
         ensure_topics(load_settings(self.base_env))
 

@@ -9,7 +9,7 @@ import urllib.request
 import pytest
 
 from schemas.codec import Codec
-from streams import topics as T
+from streams.contract import topics as T
 from tests.support.kafka import consume_until, producer
 
 pytestmark = pytest.mark.integration

@@ -14,7 +14,7 @@ from rules.effects import DecideAction, Notify
 from rules.policy import load_policy
 from schemas.codec import Codec
 from simulator.marketplace import DAY, Marketplace
-from streams import topics as T
+from streams.contract import topics as T
 from tables.engine import Engine
 from tests.support.kafka import consume_until, producer
 

@@ -15,7 +15,7 @@ import pytest
 
 from schemas.codec import Codec
 from stack.embedded import free_port, start_tansu, stop
-from streams import topics as T
+from streams.contract import topics as T
 from tests.chaos import harness as H
 from tests.support.kafka import producer
 

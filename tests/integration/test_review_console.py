@@ -99,7 +99,7 @@ def console(broker: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[d
 
 
 def signed_in(browser: Any, web: WebService, role: str, sub: str | None = None, seller_id: str | None = None) -> Any:
-    from streams.auth import issue
+    from streams.contract.auth import issue
     from tests.conftest import AUTH_SECRET
 
     page = browser.new_page(viewport={"width": 1100, "height": 900})
@@ -189,7 +189,7 @@ def test_a_held_case_cannot_be_taken_or_decided_by_another_until_the_claim_lapse
 
 
 def _bearer(role: str, sub: str) -> dict[str, str]:
-    from streams.auth import issue
+    from streams.contract.auth import issue
     from tests.conftest import AUTH_SECRET
 
     return {"Authorization": f"Bearer {issue(AUTH_SECRET, sub, role, None, 600)}", "Content-Type": "application/json"}

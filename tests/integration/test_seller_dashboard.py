@@ -302,14 +302,14 @@ def test_rights_are_checked_on_every_page_and_route(stack, browser) -> None:
 
 
 def _expired() -> str:
-    from streams.auth import issue
+    from streams.contract.auth import issue
     from tests.conftest import AUTH_SECRET
 
     return issue(AUTH_SECRET, SELLER, "seller", SELLER, ttl_s=60, now=time.time() - 3600)
 
 
 def _forged() -> str:
-    from streams.auth import issue
+    from streams.contract.auth import issue
 
     return issue("another-secret-" + "z" * 40, SELLER, "seller", SELLER)
 

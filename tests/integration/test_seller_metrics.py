@@ -13,7 +13,7 @@ import pytest
 
 from rules.calendar import ShipByCalendar
 from schemas.codec import Codec
-from streams.auth import issue
+from streams.contract.auth import issue
 from tests.conftest import AUTH_SECRET, api_headers
 from tests.support.events import DAY, HOUR
 from tests.support.kafka import consume_until, producer

@@ -82,7 +82,7 @@ def test_a_worker_without_a_secret_refuses_to_start() -> None:
 
 
 def test_warden_token_prints_a_token_the_secret_checks() -> None:
-    from streams.auth import Identity, verify
+    from streams.contract.auth import Identity, verify
     from tests.conftest import AUTH_SECRET
 
     made = run_cli("token", "--role", "seller", "--seller-id", "seller-9", "--ttl", "30m")
@@ -128,7 +128,7 @@ def test_warden_topics_creates_every_topic_once(broker: str) -> None:
     from confluent_kafka.admin import AdminClient
 
     from streams.admin import planned_topics
-    from streams.settings import load_settings
+    from streams.contract.settings import load_settings
 
     prefix = f"t{time.time_ns() % 10**10}."
     env = {"KAFKA_BOOTSTRAP_SERVERS": broker, "WARDEN_TOPIC_PREFIX": prefix, "WARDEN_PARTITIONS": "3"}

@@ -8,7 +8,7 @@ from pathlib import Path
 from agents.pipeline import Pipeline, partition_for
 from rules.policy import load_policy
 from schemas.codec import Codec
-from streams import topics as T
+from streams.contract import topics as T
 from tables.engine import Engine
 
 POLICY = load_policy(str(Path(__file__).resolve().parents[3] / "rules" / "policy.yaml"))

@@ -11,7 +11,7 @@ from urllib.parse import urlparse
 import yaml
 
 from streams.admin import planned_topics
-from streams.settings import ENVIRONMENT, load_settings
+from streams.contract.settings import ENVIRONMENT, load_settings
 from tests.support.deploy import web_routes, worker_routes
 
 ROOT = Path(__file__).resolve().parents[3]

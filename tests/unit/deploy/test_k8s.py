@@ -13,7 +13,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from streams.settings import ENVIRONMENT, load_settings
+from streams.contract.settings import ENVIRONMENT, load_settings
 from tests.support.deploy import web_routes, worker_routes
 
 ROOT = Path(__file__).resolve().parents[3]

@@ -7,7 +7,7 @@ import time
 import jwt
 import pytest
 
-from streams.auth import AuthError, Identity, bearer, check_secret, issue, parse_ttl, verify
+from streams.contract.auth import AuthError, Identity, bearer, check_secret, issue, parse_ttl, verify
 
 SECRET = "s" * 40
 
@@ -62,7 +62,7 @@ def test_the_bearer_header_and_the_secret_and_ttl_are_checked() -> None:
 
 
 def test_the_secret_stays_out_of_the_settings_repr() -> None:
-    from streams.settings import load_settings
+    from streams.contract.settings import load_settings
 
     settings = load_settings({"WARDEN_AUTH_SECRET": SECRET})
     assert settings.auth_secret == SECRET and SECRET not in repr(settings) and SECRET not in str(settings)

@@ -6,7 +6,7 @@ import faust
 import pytest
 
 from streams.app import broker_credentials
-from streams.settings import ConfigError, load_settings
+from streams.contract.settings import ConfigError, load_settings
 
 SASL = {"KAFKA_SECURITY_PROTOCOL": "SASL_SSL", "KAFKA_SASL_MECHANISM": "SCRAM-SHA-512",
         "KAFKA_SASL_USERNAME": "warden", "KAFKA_SASL_PASSWORD": "kafka-s3cret",

@@ -8,7 +8,7 @@ import re
 import pytest
 from aiohttp import web
 
-from streams.auth import Identity
+from streams.contract.auth import Identity
 from web.charts import DayRate, daily_rate_svg, monthly_bars_svg
 from web.pages import appeal_id_of, appeal_refusal, month_trend, seller_actions
 from web.reads import SellerView
@@ -89,7 +89,7 @@ def test_an_api_change_by_session_cookie_needs_the_csrf_header() -> None:
     cannot set a header: a cookie-signed-in POST to the API needs X-CSRF-Token."""
     from aiohttp.test_utils import make_mocked_request
 
-    from streams.auth import issue
+    from streams.contract.auth import issue
     from web.pages import CSRF_HEADER, SellerPages
 
     pages = SellerPages(SECRET, None, None, None, None)  # type: ignore[arg-type]
