@@ -172,8 +172,8 @@ class LogEnds:
     of its own (librdkafka's admin client), for the timestamp merge (streams.faust_internals:
     BatchConsumer._log_ends). Asked through the consumer, the request goes on the connection
     its fetches use, and a broker answers a connection's requests one at a time: it waited
-    behind a fetch the broker held up to fetch.wait.max.ms, 35-55 ms a batch at 1M events,
-    longer than handling the batch under a live load."""
+    behind a fetch the broker held up to fetch.wait.max.ms, longer than handling the batch
+    under a live load."""
 
     def __init__(self, servers: str, security: dict[str, str] | None = None) -> None:
         from confluent_kafka.admin import AdminClient, OffsetSpec

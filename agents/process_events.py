@@ -205,8 +205,7 @@ class EventProcessor:
         record gets a turn midway only if it runs longer than SLICE_S itself (one firing
         thousands of timers), not because the slice ran out while it was handled: a turn
         midway waits for a checkpoint that is reading the tables, and after a burst that
-        reading takes seconds (260,000 changes: 3.7 s), which an ordinary record of a few
-        hundred µs has no reason to wait for."""
+        reading takes seconds, which an ordinary record has no reason to wait for."""
         if self.checkpoint.fenced_generation == generation_of(self.app):
             return  # membership lost (agents.runtime.Checkpoint): wait for the next assignment
         if self.changelogs.opening:

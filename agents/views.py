@@ -25,8 +25,8 @@ log = logging.getLogger("warden")
 
 
 # One call writes a flush's sellers' views: a pipeline of an HSET per seller costs the
-# worker ~25 µs each in the client (a command packed, a response read under its own
-# timeout), a fifth of a busy worker's loop; the script's arguments are packed in one go.
+# worker a command packed and a response read each in the client, a fifth of a busy
+# worker's loop; the script's arguments are packed in one go.
 # Per seller: KEYS view, daily, orders; ARGV record, detail, n, then n pairs of day and
 # that day's latest figures, then whether the orders hash is replaced (1) or amended (0),
 # m, m pairs of order id and its facts, d, and d order ids no longer behind a figure. The

@@ -21,8 +21,8 @@ from streams.faust_internals import (
 def apply_changelog(app: Any, tp: TP, records: list[Any], fence: EpochFence | None = None,
                     staging: CheckpointStaging | None = None) -> bool:
     """Apply a fetch's records of a table's changelog partition to the table in one go, as
-    Faust's recovery would one record at a time (an Event, a queue and a task each: 120 µs
-    a record, a minute to restore 300,000 events' tables). Keeps the recovery's offsets
+    Faust's recovery would one record at a time (an Event, a queue and a task each, which
+    cost more than the record's own work). Keeps the recovery's offsets
     and ends the recovery when it is complete. A `fence` keeps out late writes of an
     earlier owner (EpochFence); `staging` holds each record until its checkpoint is known
     to be complete (streams.checkpoints). False: not a changelog partition being recovered

@@ -40,8 +40,8 @@ async def open_local_stores(changelogs: Changelogs, partitions: int,
     Nothing of their values is read: the tables are read on demand (BoundedCache). All of
     it waits until `joining()` (the join sent: the app's own start-up is over, and the
     broker holds the join for seconds): opening a database after a kill replays its
-    write-ahead log with the interpreter held (24 databases at 1M events: 3.1 s), and done
-    first it put the join that long behind. The first batch waits for the opening
+    write-ahead log with the interpreter held (seconds for a busy worker's databases), and
+    done first it put the join that long behind. The first batch waits for the opening
     (Changelogs.wait_opened). Returns how many databases were opened."""
     persistent = bool(changelogs.stores) and not any(is_memory_store(s.table.data)
                                                      for s in changelogs.stores)

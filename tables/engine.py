@@ -175,8 +175,7 @@ class Engine(EventHandlers, Figures, Readback):
     def rebuild_timers(self, partitions: set[int] | None = None) -> int:
         """Rebuild the in-memory deadline heaps from the stored state (after recovery), and
         the review backlog. Unbounded heaps: each partition's entries gathered into a list,
-        then made a heap at once (a push per entry took 1.3 s of a replacement's start at
-        1M events, this 0.8 s). Bounded (`deadlines.limit`): the earliest of each of
+        then made a heap at once (cheaper than a push per entry). Bounded (`deadlines.limit`): the earliest of each of
         `partitions` streamed from the tables, a partition at a time."""
         self.clocks.forget()
         self.pending = {}

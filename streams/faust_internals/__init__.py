@@ -10,8 +10,8 @@ with the expected shape, so an upgrade fails loudly in one place.
 The batch path. Faust hands every record to its agents one at a time: a `Message` and an
 `Event` are built, the conductor awaits flow control and the producer buffer, the record
 is put on the agent's queue, the stream takes it off, and the drain loop awaits all that
-through `wait_first`, which schedules a task per record. The benchmark's do-nothing agent
-pays ~70 µs a record for it, more than Warden's whole decision path. `BatchConsumer`
+through `wait_first`, which schedules a task per record: more than Warden's whole decision
+path costs (the bench's (b), README "Figures"). `BatchConsumer`
 keeps everything Faust's consumer does around the records (the group, rebalancing,
 pausing, recovery of the tables' changelogs, offset commits) and changes only how the
 records of the topics given to `route_batches` reach their handler: as aiokafka returns

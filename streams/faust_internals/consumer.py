@@ -53,7 +53,7 @@ class FairConsumerThread(AIOKafkaConsumerThread):
     hands them over in the order the fetches arrived, `max_poll_records` at a time: a
     partition at the back waits until every one before it is drained, tens of thousands of
     records at 1M events, and the timestamp merge, which needs every input topic of a
-    partition, waits with it (measured: 6-8 s stalls, nine in a run). The merge names the
+    partition, waits with it (seconds at a time: README, "Processing order"). The merge names the
     (topic, partition) each partition waits for (`route_batches`' `wanted`); those held
     are served first, then the rest in aiokafka's order."""
 
@@ -191,12 +191,11 @@ def consecutive_runs(numbers: Iterable[int]) -> Iterator[Sequence[int]]:
     """The runs of consecutive numbers in `numbers`, as Faust's `consecutive_numbers`
     yields them, found without a Python step per number when `numbers` is a sorted list
     (Faust's commit asks for the first run of a partition's acknowledged offsets, sorted:
-    up to 100,000 between two commits at 1M events, and its step per offset was seen
-    blocking the loop up to 76 ms). A run's end is found by bisection (in a sorted list of
+    a busy worker acknowledges a hundred thousand between two commits, and a Python step
+    for each blocks the loop). A run's end is found by bisection (in a sorted list of
     distinct numbers, the first run is the longest prefix whose last number is the first
     plus its length less one) and checked for duplicates at C speed; duplicates, which
-    defeat the bisection, fall back to Faust's way from there. For a run of 100,000 on an
-    idle machine: 15 ms Faust's way, 3 ms this way."""
+    defeat the bisection, fall back to Faust's way from there."""
     if not isinstance(numbers, list):
         yield from faust_consecutive_numbers(numbers)
         return
