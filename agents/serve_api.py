@@ -5,18 +5,17 @@ waiting for review, or rejected on review: they were never in force."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from faust.web import Request, Response, View
 
 from agents.outputs import BrokerProbe
 from agents.runtime import LoopWatch
-from agents.views import RedisView
 from rules.history import HIDDEN_FROM_SELLER
 from streams.contract.auth import AuthError, Identity, bearer, require_seller, verify
 from streams.faust_internals import rebalancing, recovery_completed
 from streams.observability import exposition
+from streams.view_reader import Unavailable, ViewReader
 
 
 def waiting_for(app: Any, broker: BrokerProbe) -> list[str]:
@@ -35,7 +34,7 @@ def waiting_for(app: Any, broker: BrokerProbe) -> list[str]:
     return [name for name, ok in checks if not ok]
 
 
-def register_pages(app: Any, view: RedisView, broker: BrokerProbe, secret: str,
+def register_pages(app: Any, reader: ViewReader, broker: BrokerProbe, secret: str,
                    loop_watch: LoopWatch | None = None) -> None:
     """The worker's pages on its Faust web server."""
 
@@ -92,7 +91,10 @@ def register_pages(app: Any, view: RedisView, broker: BrokerProbe, secret: str,
             identity = caller(self, request, seller_id)
             if not isinstance(identity, Identity):
                 return identity
-            record = await view.metrics(seller_id)
+            try:
+                record = await reader.metrics(seller_id)
+            except Unavailable as exc:
+                return self.json({"error": str(exc)}, status=503)
             if record is None:
                 return not_found(self, seller_id, "metrics")
             return self.json(record)
@@ -103,9 +105,10 @@ def register_pages(app: Any, view: RedisView, broker: BrokerProbe, secret: str,
             identity = caller(self, request, seller_id)
             if not isinstance(identity, Identity):
                 return identity
-            raw: Any = await view.client.hgetall(view.actions_key(seller_id))
-            actions = [json.loads(doc) for doc in raw.values()]
+            try:
+                actions = await reader.actions(seller_id)
+            except Unavailable as exc:
+                return self.json({"error": str(exc)}, status=503)
             if identity.role == "seller":  # a proposal under review, or rejected, is not theirs to see
                 actions = [a for a in actions if a["status"] not in HIDDEN_FROM_SELLER]
-            actions.sort(key=lambda a: (a.get("decided_at", 0), a.get("action_id", "")), reverse=True)
             return self.json({"seller_id": seller_id, "actions": actions})

@@ -142,12 +142,6 @@ class RedisView:
         self.run_id: str | None = None
         self._identity_checked = 0.0
 
-    def metrics_key(self, seller_id: str) -> str:
-        return self.keys.metrics(seller_id)
-
-    def actions_key(self, seller_id: str) -> str:
-        return self.keys.actions(seller_id)
-
     def stage(self, views: dict[str, tuple[bytes, Mapping[str, list[str]]]]) -> None:
         self.pending.update(views)
         days, facts = self.pending_days, self.pending_facts
@@ -300,16 +294,6 @@ class RedisView:
         if not self._warned:
             log.warning("Redis at %s unavailable (%s); views will catch up", self.location, exc)
             self._warned = True
-
-    async def metrics(self, seller_id: str) -> dict[str, Any] | None:
-        """A seller's latest SellerMetrics record with its evidence, or None."""
-        stored = await self.client.hgetall(self.metrics_key(seller_id))
-        if not stored or b"record" not in stored:
-            return None
-        raw = stored[b"record"]
-        _, record = self.codec.decode(raw if isinstance(raw, bytes) else raw.encode())
-        record["evidence_order_ids"] = json.loads(stored.get(b"detail", b"{}")).get("evidence", {})
-        return record
 
     async def run(self, stopping: asyncio.Event | None = None) -> None:
         interval = FLUSH_INTERVAL_S

@@ -39,6 +39,7 @@ from streams.faust_internals import WardenApp, group_join_begun, route_batches, 
 from streams.observability import STARTUP_PHASE
 from streams.table_setup import declare_tables, open_local_stores
 from streams.table_stores import Changelogs
+from streams.view_reader import ViewReader
 from tables.engine import Engine
 
 
@@ -171,7 +172,8 @@ def _register(worker: Worker) -> None:
     app.early_tasks = (open_stores,)  # while the group join waits on the broker
     for task in (declare_output_topics, worker.view.run, worker.broker.run, worker.loop_watch.run):
         app.task(_no_args(task))
-    register_pages(app, worker.view, worker.broker, check_secret(settings.auth_secret), worker.loop_watch)
+    reader = ViewReader(settings.redis_url, settings.topic_prefix, worker.view.codec)
+    register_pages(app, reader, worker.broker, check_secret(settings.auth_secret), worker.loop_watch)
 
 
 def _no_args(fn: Any) -> Any:

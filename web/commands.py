@@ -11,7 +11,7 @@ from typing import Any
 from confluent_kafka import KafkaError, Producer
 
 from schemas.codec import Codec
-from web.reads import Unavailable
+from streams.view_reader import Unavailable
 
 DELIVERY_TIMEOUT_MS = 5_000
 

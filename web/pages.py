@@ -18,9 +18,9 @@ from rules.metrics import DESCRIPTIONS, FLAWED_REASONS, METRICS
 from rules.notifications import IMPROVE
 from rules.policy import Policy
 from streams.contract.auth import AuthError, Identity, require_seller
+from streams.view_reader import SellerView, Unavailable, ViewReader
 from web.charts import DayRate, daily_rate_svg, monthly_bars_svg
 from web.commands import CommandPublisher
-from web.reads import SellerView, Unavailable, ViewReader
 from web.signin import CSRF_FIELD, check_csrf, csrf_token, identify, session_of, signin_location
 
 MAX_APPEAL_CHARS = 2_000

@@ -19,9 +19,9 @@ from rules.metrics import wilson_lower_bound
 from rules.policy import Policy
 from streams.contract import topics as T
 from streams.contract.auth import AuthError, Identity, require_reviewer
+from streams.view_reader import Unavailable
 from web.commands import CommandPublisher
 from web.pages import SellerPages, api_error, json_body
-from web.reads import Unavailable
 from web.review_store import Claim, ReviewStore
 from web.signin import CSRF_FIELD, check_csrf
 

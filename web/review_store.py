@@ -13,7 +13,7 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
-from web.reads import Unavailable, ViewReader
+from streams.view_reader import Unavailable, ViewReader
 
 AUDIT_KEPT = 5_000  # entries in the all-cases list the leads' page reads
 CASE_AUDIT_KEPT = 500

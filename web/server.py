@@ -19,10 +19,10 @@ from schemas.codec import Codec
 from streams.contract import topics as T
 from streams.contract.auth import AuthError, Identity, check_secret, verify
 from streams.contract.settings import Settings
+from streams.view_reader import Unavailable, ViewReader
 from web.commands import CommandPublisher
 from web.group_lag import GroupLag
 from web.pages import SellerPages
-from web.reads import Unavailable, ViewReader
 from web.review import ReviewPages
 from web.review_store import ReviewStore
 from web.signin import COOKIE, CSRF_FIELD, check_csrf, identify, safe_next

@@ -9,9 +9,9 @@ import pytest
 from aiohttp import web
 
 from streams.contract.auth import Identity
+from streams.view_reader import SellerView
 from web.charts import DayRate, daily_rate_svg, monthly_bars_svg
 from web.pages import appeal_id_of, appeal_refusal, month_trend, seller_actions
-from web.reads import SellerView
 from web.signin import csrf_token, safe_next
 
 SECRET = "s" * 40

@@ -1,6 +1,7 @@
-"""What the web service reads: the views the workers keep in Redis (streams.contract.view_keys),
-decoded for the pages. Every read has a short timeout; Redis away is `Unavailable`, which
-the pages answer with a 503 while the client reconnects by itself on the next request."""
+"""The one reader of the sellers' views the workers keep in Redis (streams.contract.view_keys),
+decoded: the web service's pages and the worker's `/api` read through it. Every read has a
+short timeout; Redis away is `Unavailable`, answered with a 503 while the client
+reconnects by itself on the next request."""
 
 from __future__ import annotations
 
@@ -63,9 +64,29 @@ class ViewReader:
         # the orders behind the figures, with their facts (a hash of their own: written as they change)
         detail["orders"] = {k.decode(): json.loads(v) for k, v in results[2].items()}
         daily = ({k.decode(): json.loads(v) for k, v in results[3].items()} if with_daily else {})
-        actions = [json.loads(doc) for doc in raw_actions.values()]
-        actions.sort(key=lambda a: (a.get("decided_at", 0), a.get("action_id", "")), reverse=True)
-        return SellerView(seller_id, metrics, detail, daily, actions)
+        return SellerView(seller_id, metrics, detail, daily, _newest_first(raw_actions))
+
+    async def metrics(self, seller_id: str) -> dict[str, Any] | None:
+        """A seller's latest SellerMetrics record with its evidence order ids per metric, or
+        None when the workers have written none."""
+        try:
+            stored = await self.client.hgetall(self.keys.metrics(seller_id))
+        except (RedisError, OSError) as exc:
+            raise Unavailable(f"the views store (Redis) does not answer: {exc}") from None
+        if not stored or b"record" not in stored:
+            return None
+        raw = stored[b"record"]
+        _, record = self.codec.decode(raw if isinstance(raw, bytes) else raw.encode())
+        record["evidence_order_ids"] = json.loads(stored.get(b"detail", b"{}")).get("evidence", {})
+        return record
+
+    async def actions(self, seller_id: str) -> list[dict[str, Any]]:
+        """A seller's enforcement actions as the workers last wrote them, newest first."""
+        try:
+            raw = await self.client.hgetall(self.keys.actions(seller_id))
+        except (RedisError, OSError) as exc:
+            raise Unavailable(f"the views store (Redis) does not answer: {exc}") from None
+        return _newest_first(raw)
 
     async def claim_appeal(self, appeal_id: str, ttl_s: int = 7 * 86400) -> bool:
         """Mark an appeal as being filed; False when it already was (a second appeal)."""
@@ -87,3 +108,10 @@ class ViewReader:
 
     async def close(self) -> None:
         await self.client.aclose()
+
+
+def _newest_first(raw: dict[Any, Any]) -> list[dict[str, Any]]:
+    """The stored actions (action id -> JSON), the newest decision first."""
+    actions = [json.loads(doc) for doc in raw.values()]
+    actions.sort(key=lambda a: (a.get("decided_at", 0), a.get("action_id", "")), reverse=True)
+    return actions
