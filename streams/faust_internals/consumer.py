@@ -358,7 +358,15 @@ class BatchConsumer(KafkaConsumer):
 
     async def _in_order(self, tp: TP, recs: list[Any], generation: int) -> list[Any]:
         """The records of `recs` to deliver now: those from the offset expected next, if the
-        fetch reached it (see the class). Marks where delivery stands."""
+        fetch reached it (see the class). Marks where delivery stands. Nothing while the
+        app is still rebalancing: the handler refuses a batch then (`batch_current`), and
+        records marked delivered but not handled would be skipped for the rest of the
+        generation (Faust resumes the flow and seeks before its rebalance has ended; a
+        fetch answered between the two was lost, and the timestamp merge then waited for
+        them for good). Left undelivered, the next fetch begins past the expected offset
+        and the partition is read again from it."""
+        if self.app.rebalancing:
+            return []
         expected = self._expected.get(tp)
         if expected is not None:
             if recs[-1].offset < expected:

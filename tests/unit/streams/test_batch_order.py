@@ -40,7 +40,7 @@ class Thread:
 
 def consumer(expected: dict[TP, int | None]) -> Any:
     c: Any = BatchConsumer.__new__(BatchConsumer)
-    c.app = SimpleNamespace(consumer_generation_id=3)
+    c.app = SimpleNamespace(consumer_generation_id=3, rebalancing=False)
     c._thread = Thread()
     c._expected = dict(expected)
     c._reread = {}
@@ -103,6 +103,20 @@ def test_no_seek_back_while_a_rebalance_seeks_or_after_the_generation_changed() 
     c._seeking = False
     assert deliver(c, tp, recs(9), generation=2) == [] and c._thread.seeks == []  # an older batch
     assert deliver(c, tp, recs(9)) == [] and c._thread.seeks == [(TOPIC, 0, 5)]
+
+
+def test_nothing_is_delivered_until_the_rebalance_has_ended() -> None:
+    """Faust resumes the flow and seeks before its rebalance ends, and the handler refuses
+    a batch until then: records delivered meanwhile were marked delivered and never
+    handled (a partition stalled for the rest of the generation)."""
+    tp = TP(TOPIC, 0)
+    c = consumer({tp: 5})
+    c.app.rebalancing = True
+    assert deliver(c, tp, recs(5, 6, 7)) == [] and c._expected[tp] == 5
+    c.app.rebalancing = False
+    assert deliver(c, tp, recs(8, 9)) == []  # fetched past them: read again from 5
+    assert c._thread.seeks == [(TOPIC, 0, 5)] and c.gaps == []
+    assert deliver(c, tp, recs(5, 6, 7, 8, 9)) == [5, 6, 7, 8, 9] and c._expected[tp] == 10
 
 
 def test_a_partition_with_no_known_start_takes_the_first_record_fetched() -> None:
