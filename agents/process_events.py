@@ -17,8 +17,15 @@ from agents.pipeline import Outcome, Outgoing, Pipeline
 from agents.runtime import Checkpoint, InputReading
 from agents.views import RedisView
 from schemas import compact_json
-from streams.faust_internals import Acks, Batch, active_partitions, batch_current, rebalancing, sought_offsets
-from streams.faust_internals import generation as generation_of
+from streams.faust_internals import (
+    Acks,
+    Batch,
+    active_partitions,
+    batch_current,
+    rebalance_generation,
+    rebalancing,
+    sought_offsets,
+)
 from streams.observability import (
     DEADLINE_REFILLS,
     EVENT_TO_DECISION,
@@ -87,7 +94,7 @@ class EventProcessor:
     def rebuild_after_rebalance(self) -> None:
         """After a rebalance the tables hold recovered state: rebuild the deadline heaps, and
         drop what the merge buffered (unacked: it is read again from the committed offsets)."""
-        generation = generation_of(self.app)
+        generation = rebalance_generation(self.app)
         if generation == self.generation:
             return
         self.generation = generation
@@ -187,7 +194,7 @@ class EventProcessor:
     def _trace(self, topic: str, partition: int, record: Any, outcome: Outcome) -> None:
         """WARDEN_TRACE_DECISIONS: one line per decision, with what it was made from."""
         state = (f"partition {partition}, caused by {topic}@{record.offset} (timestamp {record.timestamp}), "
-                 f"stream time {self.engine.stream_time(partition)}, generation {generation_of(self.app)}; "
+                 f"stream time {self.engine.stream_time(partition)}, generation {rebalance_generation(self.app)}; "
                  f"inputs: {self.reading.describe(partition)}; "
                  f"restored checkpoints: {self.changelogs.staging.describe(partition)}")
         for actions in outcome.actions.values():
@@ -206,7 +213,7 @@ class EventProcessor:
         thousands of timers), not because the slice ran out while it was handled: a turn
         midway waits for a checkpoint that is reading the tables, and after a burst that
         reading takes seconds, which an ordinary record has no reason to wait for."""
-        if self.checkpoint.fenced_generation == generation_of(self.app):
+        if self.checkpoint.fenced_generation == rebalance_generation(self.app):
             return  # membership lost (agents.runtime.Checkpoint): wait for the next assignment
         if self.changelogs.opening:
             await self.changelogs.wait_opened()  # a restart's databases opened meanwhile: nearly done
@@ -304,7 +311,7 @@ class EventProcessor:
         if not self._holding:
             checkpoint = self.checkpoint
             await checkpoint.lock.acquire()  # free: a turn; else after the checkpoint's reading
-            if checkpoint.fenced_generation == generation_of(self.app):
+            if checkpoint.fenced_generation == rebalance_generation(self.app):
                 checkpoint.lock.release()
                 raise RecordAbandoned
             self._holding = True
@@ -323,7 +330,7 @@ class EventProcessor:
         await asyncio.sleep(0)
         await self._checkpoint_taken()
         app = self.app
-        return batch_current(app, generation) and self.checkpoint.fenced_generation != generation_of(app)
+        return batch_current(app, generation) and self.checkpoint.fenced_generation != rebalance_generation(app)
 
     async def _checkpoint_taken(self) -> None:
         """Wait while a checkpoint takes the tables' changes (agents.runtime.Checkpoint: it
@@ -344,4 +351,4 @@ class EventProcessor:
             m = event.message
             record = SimpleNamespace(offset=m.offset, timestamp=round(m.timestamp * 1000), key=m.key,
                                      value=m.value, headers=m.headers)
-            await self.process_batch([(m.tp, [record])], generation_of(self.app), {})
+            await self.process_batch([(m.tp, [record])], rebalance_generation(self.app), {})

@@ -22,10 +22,10 @@ from streams.faust_internals import (
     fetch_position,
     fetch_state,
     membership_lost,
+    rebalance_generation,
     recover_from_the_start,
     sought_offsets,
 )
-from streams.faust_internals import generation as faust_generation
 from streams.observability import EVENT_LOOP_LAG, EVENT_LOOP_LAG_MAX, STARTUP_PHASE
 from streams.table_stores import Changelogs
 
@@ -163,7 +163,7 @@ class Checkpoint:
         async with self._one_at_a_time:
             last = self.changelog_last
             async with self.lock:
-                generation = faust_generation(app)  # the epoch its changelog writes carry
+                generation = rebalance_generation(app)  # the epoch its changelog writes carry
                 # A worker frozen past its session is checked even with nothing to write: its
                 # tables may be behind what its partitions' new owner wrote meanwhile, and the
                 # fence makes it read them whole again
@@ -221,7 +221,7 @@ class Checkpoint:
 
     def _fence(self) -> None:
         app, changelogs = self.app, self.changelogs
-        self.fenced_generation = faust_generation(app)
+        self.fenced_generation = rebalance_generation(app)
         dropped = changelogs.discard_pending()
         recover_from_the_start(app)  # the tables are empty now: read them back whole
         log.warning("this worker lost its group membership (paused past its session): %d unflushed "

@@ -11,9 +11,9 @@ from streams.checkpoints import CheckpointStaging
 from streams.epochs import EpochFence, stamp_of
 from streams.faust_internals import (
     apply_to_table,
+    changelogs_read_up,
     end_recovery,
     recovering_actives,
-    recovery_complete,
     recovery_offsets,
 )
 
@@ -43,7 +43,7 @@ def apply_changelog(app: Any, tp: TP, records: list[Any], fence: EpochFence | No
     for group_tp, group in groups:
         apply_to_table(app, group_tp, group)
     offsets[tp] = last
-    if recovery_complete(app):
+    if changelogs_read_up(app):
         if staging is not None:
             staging.finish({t.partition for t in recovering_actives(app)})
         end_recovery(app)

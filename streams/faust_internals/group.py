@@ -11,7 +11,7 @@ from typing import Any
 from faust.types import TP
 
 
-def generation(app: Any) -> int:
+def rebalance_generation(app: Any) -> int:
     """The consumer's current rebalance generation (Faust's `consumer_generation_id`)."""
     return app.consumer_generation_id  # type: ignore[no-any-return]
 

@@ -58,7 +58,7 @@ def memory_dict(store: Any, kind: type, make: Callable[[dict[Any, Any]], dict[An
 def clear_memory_store(store: Any) -> None:
     """Empty a memory store: its values and which partition each key came from."""
     dict.clear(store.data)
-    store._key_partition.clear()
+    key_partitions(store).clear()
 
 
 def key_partitions(store: Any) -> dict[Any, int]:
@@ -162,7 +162,7 @@ def recovery_offsets(app: Any, tp: TP) -> dict[TP, int] | None:
     return None
 
 
-def recovery_complete(app: Any) -> bool:
+def changelogs_read_up(app: Any) -> bool:
     """Whether a recovery under way has read every active changelog partition to its end."""
     recovery = app.tables.recovery
     return bool(recovery.in_recovery and not recovery.need_recovery())
@@ -205,7 +205,7 @@ def apply_to_table(app: Any, tp: TP, records: list[Any]) -> None:
     if buffered:  # what Faust's path buffered for this table comes first
         table.apply_changelog_batch(buffered)
         buffered.clear()
-    if isinstance(store, MemoryStore):
+    if is_memory_store(store):
         # what MemoryStore.apply_changelog_batch does, without an event per record; through
         # dict's own methods, so a DirtyDict does not take recovery for writes
         data = cast(dict[Any, Any], store.data)  # a dict (a DirtyDict, written past its noting)

@@ -12,21 +12,30 @@ def producer(broker: str) -> Producer:
     return Producer({"bootstrap.servers": broker, "partitioner": "murmur2_random", "linger.ms": 1})
 
 
-def consume_until(broker: str, topic: str, done: Callable[[list[Message]], bool],
-                  timeout: float = 60.0) -> list[Message]:
-    """Read `topic` from the start until `done(messages)` holds; fail after `timeout`."""
-    # Assign partitions directly (no consumer group): nothing waits for a group join.
+def _from_the_start(broker: str, topic: str, deadline: float,
+                    config: dict[str, object] | None = None) -> tuple[Consumer, int]:
+    """A consumer assigned every partition of `topic` from its start, once the topic exists,
+    and how many partitions it has. Assigned directly (no consumer group): nothing waits
+    for a group join."""
     consumer = Consumer({"bootstrap.servers": broker, "group.id": f"test-{time.time_ns()}",
-                         "enable.auto.commit": False})
-    deadline = time.monotonic() + timeout
+                         "enable.auto.commit": False, **(config or {})})
     while True:
         meta = consumer.list_topics(topic, timeout=5).topics.get(topic)
         if meta is not None and meta.error is None and meta.partitions:
             break
         if time.monotonic() > deadline:
+            consumer.close()
             raise AssertionError(f"topic {topic} never appeared")
         time.sleep(0.2)
     consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in meta.partitions])
+    return consumer, len(meta.partitions)
+
+
+def consume_until(broker: str, topic: str, done: Callable[[list[Message]], bool],
+                  timeout: float = 60.0) -> list[Message]:
+    """Read `topic` from the start until `done(messages)` holds; fail after `timeout`."""
+    deadline = time.monotonic() + timeout
+    consumer, _ = _from_the_start(broker, topic, deadline)
     messages: list[Message] = []
     try:
         while time.monotonic() < deadline:
@@ -43,17 +52,8 @@ def consume_until(broker: str, topic: str, done: Callable[[list[Message]], bool]
 def consume_all(broker: str, topic: str, timeout: float = 60.0) -> list[Message]:
     """Every record of `topic`, read from the start to the end of each partition (the end a
     fetch reports, then no new record for a second more)."""
-    consumer = Consumer({"bootstrap.servers": broker, "group.id": f"test-{time.time_ns()}",
-                         "enable.auto.commit": False, "enable.partition.eof": True})
     deadline = time.monotonic() + timeout
-    while True:
-        meta = consumer.list_topics(topic, timeout=5).topics.get(topic)
-        if meta is not None and meta.error is None and meta.partitions:
-            break
-        if time.monotonic() > deadline:
-            raise AssertionError(f"topic {topic} never appeared")
-        time.sleep(0.2)
-    consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in meta.partitions])
+    consumer, partitions = _from_the_start(broker, topic, deadline, {"enable.partition.eof": True})
     messages: list[Message] = []
     at_end: set[int] = set()
     quiet_until: float | None = None
@@ -68,7 +68,7 @@ def consume_all(broker: str, topic: str, timeout: float = 60.0) -> list[Message]
                     quiet_until = None
                 elif error.code() == KafkaError._PARTITION_EOF:
                     at_end.add(msg.partition())
-            if len(at_end) == len(meta.partitions):
+            if len(at_end) == partitions:
                 if quiet_until is None:
                     quiet_until = time.monotonic() + 1.0
                 elif time.monotonic() >= quiet_until:
